@@ -14,8 +14,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
-SKIP = {".git", ".venv", "build", "install", "log", "out", "__pycache__", ".pytest_cache",
-        ".ruff_cache", ".hypothesis"}
+SKIP = {
+    ".git",
+    ".venv",
+    "build",
+    "install",
+    "log",
+    "out",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+}
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -31,10 +41,20 @@ def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env["AMENT_PREFIX_PATH"] = str(VENV)
     env["CMAKE_PREFIX_PATH"] = str(VENV)
     proc = subprocess.run(
-        [colcon, "build", "--event-handlers", "console_cohesion-",
-         "--cmake-args", f"-DPython3_EXECUTABLE={VENV / 'bin' / 'python'}",
-         "-DBUILD_TESTING=OFF"],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=600,
+        [
+            colcon,
+            "build",
+            "--event-handlers",
+            "console_cohesion-",
+            "--cmake-args",
+            f"-DPython3_EXECUTABLE={VENV / 'bin' / 'python'}",
+            "-DBUILD_TESTING=OFF",
+        ],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return workspace / "install" / "egm_ros"
@@ -63,8 +83,9 @@ def test_installed_python_package_imports_from_the_install_space(colcon_install:
         "print(t.__file__); print(m.__file__); print(a.Ground.Goal().mode)\n"
         "print(m.GroundingResult.STATUS_BUSY == t.Status.BUSY.code)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     core_file, msg_file, mode, same = proc.stdout.split()
     assert core_file.startswith(str(site)), core_file

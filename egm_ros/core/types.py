@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     """What box the caller wants: only the visible part, or visible plus full extent."""
 
     VISIBLE = "visible"
@@ -28,7 +28,7 @@ class Mode(str, enum.Enum):
             raise ValueError(f"mode must be 'visible' or 'amodal', got {value!r}") from None
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one grounding request. Values are the CLI's JSON ``status`` strings.
 
     The numeric codes (``code``) are the ``GroundingResult.STATUS_*`` constants of the

@@ -1,0 +1,81 @@
+"""Engines behind one interface (:class:`~egm_ros.engines.base.Engine`), made by name.
+
+Imports are lazy: the OpenAI-compatible engine needs only ``openai``; the in-process engines
+pull in torch, transformers, vLLM or TensorRT-LLM only when chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from egm_ros.core.types import GroundingError, Status
+from egm_ros.engines.base import Engine
+
+BACKENDS = ("embedded", "transformers", "vllm", "openai", "tensorrt_llm")
+
+
+@dataclass
+class EngineSettings:
+    """What a user chooses about the engine (CLI flags and node parameters map onto this)."""
+
+    backend: str = "openai"
+    model: str = ""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    timeout: float = 60.0
+    max_pixels: int | None = None
+    api_key_env: str = "EGM_API_KEY"
+    api_key_file: str | None = None
+    verify_tls: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_engine(settings: EngineSettings) -> Engine:
+    """Build the engine ``settings.backend`` names. Raises ``GroundingError`` with
+    ``invalid_input`` for an unknown backend and ``engine_unavailable`` when the backend's
+    libraries or model cannot be loaded."""
+    backend = settings.backend.strip().lower()
+    model = settings.model or None
+    try:
+        if backend == "openai":
+            from egm_ros.engines.openai_engine import OpenAIEngine
+
+            return OpenAIEngine(
+                settings.base_url,
+                model,
+                api_key_env=settings.api_key_env,
+                api_key_file=settings.api_key_file,
+                timeout=settings.timeout,
+                verify_tls=settings.verify_tls,
+                **settings.extra,
+            )
+        if backend in ("embedded", "transformers"):
+            from egm_ros.engines.transformers_engine import TransformersEngine
+
+            if backend == "embedded":
+                from egm_ros.models.embedded import embedded_model_dir
+
+                model = model or str(embedded_model_dir())
+            if not model:
+                raise GroundingError(Status.INVALID_INPUT, "the transformers backend needs a model")
+            return TransformersEngine(model, max_pixels=settings.max_pixels, **settings.extra)
+        if backend == "vllm":
+            from egm_ros.engines.vllm_engine import VLLMEngine
+
+            if not model:
+                raise GroundingError(Status.INVALID_INPUT, "the vllm backend needs a model")
+            return VLLMEngine(model, max_pixels=settings.max_pixels, **settings.extra)
+        if backend == "tensorrt_llm":
+            from egm_ros.engines.tensorrt_llm_engine import TensorRTLLMEngine
+
+            if not model:
+                raise GroundingError(Status.INVALID_INPUT, "the tensorrt_llm backend needs a model")
+            return TensorRTLLMEngine(model, max_pixels=settings.max_pixels, **settings.extra)
+    except ImportError as err:
+        raise GroundingError(
+            Status.ENGINE_UNAVAILABLE,
+            f"backend {backend!r} is not installed here ({err.name or err}); see README, Engines",
+        ) from err
+    raise GroundingError(
+        Status.INVALID_INPUT, f"unknown backend {settings.backend!r}; choose one of {BACKENDS}"
+    )

@@ -85,7 +85,7 @@ class Engine(abc.ABC):
         """Cheap check that the engine can serve now."""
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release the model / connections. Idempotent."""
 
     def __enter__(self) -> Engine:

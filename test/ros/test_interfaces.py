@@ -10,13 +10,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from rclpy.action import ActionClient, ActionServer  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import make_executor, ros_context, spin_until  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
 from egm_ros.action import Ground  # noqa: E402
-from egm_ros.core.types import Mode, Status  # noqa: E402
 from egm_ros.msg import (  # noqa: E402
     BoundingBox2D,
     GroundedObject,
@@ -26,14 +20,18 @@ from egm_ros.msg import (  # noqa: E402
     Point2D,
     Pose2D,
 )
+from rclpy.action import ActionClient, ActionServer  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_helpers import make_executor, ros_context, spin_until  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from egm_ros.core.types import Mode, Status  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 
 def _box(cx: float, cy: float, w: float, h: float) -> BoundingBox2D:
-    return BoundingBox2D(
-        center=Pose2D(position=Point2D(x=cx, y=cy), theta=0.0), size_x=w, size_y=h
-    )
+    return BoundingBox2D(center=Pose2D(position=Point2D(x=cx, y=cy), theta=0.0), size_x=w, size_y=h)
 
 
 def _result() -> GroundingResult:

@@ -22,9 +22,7 @@ def ros_context() -> Iterator[Context]:
         context.try_shutdown()
 
 
-def spin_until(
-    executor: Executor, condition: Callable[[], bool], timeout: float = 10.0
-) -> bool:
+def spin_until(executor: Executor, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Spin ``executor`` until ``condition()`` is true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

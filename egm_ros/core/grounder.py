@@ -1,0 +1,219 @@
+"""The grounder: command + RGB image in, visible (and amodal) pixel boxes out, through any
+:class:`~egm_ros.engines.base.Engine`.
+
+It owns everything model-specific that is not the engine: the prompt for the family and mode,
+the resize policy, early stop once the answer is complete, parsing back to source pixels, and
+pairing the visible and amodal answers. EGM answers an amodal query with the amodal box only,
+so amodal mode sends the visible and the amodal query in one ``generate`` call: the engine
+batches them and the latency is about that of one query.
+
+``ground`` never raises: every failure becomes a :class:`GroundingOutcome` with an error status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from egm_ros.core.families import Family, detect_family, model_input_size
+from egm_ros.core.geometry import iou
+from egm_ros.core.images import limit_pixels
+from egm_ros.core.parsing import ParsedAnswer, answer_complete, parse_answer
+from egm_ros.core.prompts import PromptStyle, build_prompt, validate_command
+from egm_ros.core.types import (
+    Box,
+    GroundedObject,
+    GroundingError,
+    GroundingOutcome,
+    Latency,
+    Mode,
+    Status,
+)
+from egm_ros.engines.base import Engine, EngineRequest, ProgressCallback, SamplingParams
+
+log = logging.getLogger(__name__)
+
+#: The Qwen2.5/3-VL processors' default upper bound (1280 patches of 28 x 28 pixels). Sending
+#: more pixels only costs transfer and resize time: the processor would shrink them anyway.
+DEFAULT_MAX_PIXELS = 1280 * 28 * 28
+
+
+@dataclass
+class GrounderConfig:
+    """Settings of a :class:`Grounder` (the node maps its ROS parameters onto these)."""
+
+    family: Family | None = None  # None: detect from the engine's model config / name
+    prompt_style: PromptStyle = PromptStyle.EGM
+    mode: Mode = Mode.VISIBLE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    timeout: float = 60.0
+    max_prompt_chars: int = 500
+    early_stop: bool = True
+
+
+class Grounder:
+    """Thread-safe: the node calls :meth:`ground` from several workers at once."""
+
+    def __init__(self, engine: Engine, config: GrounderConfig | None = None) -> None:
+        self.engine = engine
+        self.config = config or GrounderConfig()
+        self._family = self.config.family
+        self._family_lock = threading.Lock()
+
+    @property
+    def family(self) -> Family:
+        if self._family is None:
+            with self._family_lock:
+                if self._family is None:
+                    self._family = detect_family(self.engine.model_config, self.engine.model_name)
+        return self._family
+
+    def ground(
+        self,
+        rgb: np.ndarray,
+        prompt: str,
+        mode: Mode | str | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        received_at: float | None = None,
+        started_at: float | None = None,
+    ) -> GroundingOutcome:
+        """Ground ``prompt`` in ``rgb`` (H x W x 3 uint8). Times are ``time.monotonic()``:
+        ``received_at`` is when the command arrived and ``started_at`` when work on it began
+        (e.g. before the caller decoded the image), so the breakdown counts queueing as waiting
+        and the caller's decoding as preprocessing."""
+        start = time.monotonic()
+        started_at = start if started_at is None else started_at
+        received_at = started_at if received_at is None else received_at
+        outcome = GroundingOutcome(status=Status.OK, prompt=prompt, mode=self.config.mode)
+        latency = Latency(waiting_ms=(started_at - received_at) * 1000.0)
+        try:
+            outcome.mode = self.config.mode if mode is None else Mode.parse(mode)
+            outcome.model = self.engine.model_name
+            sent = validate_command(prompt, self.config.max_prompt_chars)
+            outcome.prompt = sent
+            image = self._prepare(rgb)
+            latency.preprocessing_ms = (time.monotonic() - started_at) * 1000.0
+            self._run(outcome, rgb, image, sent, on_progress, cancel, latency)
+        except GroundingError as err:
+            outcome.status, outcome.message = err.status, err.message
+        except Exception as err:  # noqa: BLE001 - the node must never die on one request
+            log.exception("grounding failed unexpectedly")
+            outcome.status = Status.ENGINE_ERROR
+            outcome.message = f"internal error: {type(err).__name__}: {err}"
+        latency.total_ms = (time.monotonic() - received_at) * 1000.0
+        outcome.latency = latency
+        return outcome
+
+    def _prepare(self, rgb: np.ndarray) -> np.ndarray:
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+            shape = getattr(rgb, "shape", None)
+            raise GroundingError(Status.INVALID_INPUT, f"expected an H x W x 3 image, got {shape}")
+        if rgb.dtype != np.uint8:
+            raise GroundingError(Status.INVALID_INPUT, f"expected uint8 pixels, got {rgb.dtype}")
+        if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+            raise GroundingError(
+                Status.INVALID_INPUT, f"image too small: {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        return limit_pixels(rgb, self.config.max_pixels)
+
+    def _run(
+        self,
+        outcome: GroundingOutcome,
+        source: np.ndarray,
+        image: np.ndarray,
+        sent: str,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        latency: Latency,
+    ) -> None:
+        family = self.family
+        modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
+        stop_check = (
+            (lambda text: answer_complete(text, family)) if self.config.early_stop else None
+        )
+        requests = [
+            EngineRequest(
+                image=image,
+                prompt=build_prompt(sent, m, family, self.config.prompt_style),
+                sampling=replace(self.config.sampling),
+                stop_check=stop_check,
+                # Feedback follows the first query; both advance at the same pace when batched.
+                on_progress=on_progress if i == 0 else None,
+                cancel=cancel,
+            )
+            for i, m in enumerate(modes)
+        ]
+        t0 = time.monotonic()
+        outputs = self.engine.generate(requests, timeout=self.config.timeout)
+        latency.inference_ms = (time.monotonic() - t0) * 1000.0
+        outcome.tokens = sum(o.tokens for o in outputs)
+        outcome.raw_text = outputs[0].text
+
+        height, width = source.shape[:2]
+        input_size = model_input_size(family, image.shape[1], image.shape[0])
+        parsed = [
+            parse_answer(
+                out.text,
+                family,
+                (width, height),
+                model_input_size=input_size,
+                clip=(m is Mode.VISIBLE),
+            )
+            for out, m in zip(outputs, modes, strict=True)
+        ]
+        visible = parsed[0]
+        amodal = parsed[1] if len(parsed) > 1 else None
+        outcome.reasoning = visible.reasoning
+        if amodal is not None and amodal.reasoning:
+            outcome.reasoning = f"{visible.reasoning}\n\n[amodal] {amodal.reasoning}".strip()
+        outcome.objects = _pair(visible, amodal)
+        outcome.status, outcome.message = _combined_status(visible, amodal, outcome.objects)
+
+
+def _pair(visible: ParsedAnswer, amodal: ParsedAnswer | None) -> list[GroundedObject]:
+    """One object per visible box; each takes the amodal box that overlaps it most (an amodal
+    box contains its visible part). Amodal boxes left over (fully hidden targets) become
+    objects without a visible box."""
+    objects = [GroundedObject(visible=box, label=label) for box, label in visible.boxes]
+    if amodal is None or amodal.status is not Status.OK:
+        return objects
+    free: list[tuple[Box, str]] = list(amodal.boxes)
+    for obj in objects:
+        if not free or obj.visible is None:
+            break
+        best = max(range(len(free)), key=lambda k: _overlap(obj.visible, free[k][0]))
+        box, label = free.pop(best)
+        obj.amodal, obj.amodal_predicted = box, True
+        obj.label = obj.label or label
+    objects.extend(
+        GroundedObject(visible=None, amodal=box, amodal_predicted=True, label=label)
+        for box, label in free
+    )
+    return objects
+
+
+def _overlap(visible: Box, amodal: Box) -> float:
+    """IoU, plus how much of the visible box lies inside the amodal one."""
+    ix = max(0.0, min(visible.x2, amodal.x2) - max(visible.x1, amodal.x1))
+    iy = max(0.0, min(visible.y2, amodal.y2) - max(visible.y1, amodal.y1))
+    inside = ix * iy / visible.area if visible.area > 0 else 0.0
+    return iou(visible, amodal) + inside
+
+
+def _combined_status(
+    visible: ParsedAnswer, amodal: ParsedAnswer | None, objects: list[GroundedObject]
+) -> tuple[Status, str]:
+    if objects:
+        messages = [p.message for p in (visible, amodal) if p and p.status is not Status.OK]
+        return Status.OK, "; ".join(m for m in messages if m)
+    if amodal is not None and amodal.status is Status.MALFORMED_OUTPUT:
+        if visible.status is Status.MALFORMED_OUTPUT:
+            return Status.MALFORMED_OUTPUT, f"visible: {visible.message}; amodal: {amodal.message}"
+    return visible.status, visible.message

@@ -1,0 +1,107 @@
+"""The ROS boundary: messages to core inputs and core outcomes to messages. Nothing else in
+the package touches ROS message types."""
+
+from __future__ import annotations
+
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from egm_ros.core.images import compressed_to_rgb, image_to_rgb
+from egm_ros.core.types import Box, GroundingOutcome, Mode
+from egm_ros.msg import (
+    BoundingBox2D,
+    GroundedObject,
+    GroundingCommand,
+    GroundingResult,
+    LatencyBreakdown,
+)
+
+_MODE_TO_MSG = {
+    Mode.VISIBLE: GroundingResult.MODE_VISIBLE,
+    Mode.AMODAL: GroundingResult.MODE_AMODAL,
+}
+
+
+def mode_from_msg(value: int, default: Mode) -> Mode:
+    """GroundingCommand.MODE_* to a Mode (MODE_DEFAULT -> the node's default)."""
+    if value == GroundingCommand.MODE_VISIBLE:
+        return Mode.VISIBLE
+    if value == GroundingCommand.MODE_AMODAL:
+        return Mode.AMODAL
+    if value == GroundingCommand.MODE_DEFAULT:
+        return default
+    raise ValueError(f"unknown mode {value} (0 default, 1 visible, 2 amodal)")
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def image_msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+    """Decode a raw or compressed image message (raises GroundingError on bad input)."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_rgb(msg.format, msg.data)
+    return image_to_rgb(
+        msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)
+    )
+
+
+def box_to_msg(box: Box | None) -> BoundingBox2D:
+    """Corner box to centre/size; ``None`` gives an all-zero box (size 0 = no box)."""
+    msg = BoundingBox2D()
+    if box is not None:
+        msg.center.position.x, msg.center.position.y = box.center
+        msg.size_x, msg.size_y = box.width, box.height
+    return msg
+
+
+def outcome_to_msg(
+    outcome: GroundingOutcome,
+    header: Header,
+    request_id: str,
+    image_size: tuple[int, int],
+    publish_reasoning: bool = True,
+) -> GroundingResult:
+    """The result message: header copied from the source image, boxes in its pixels."""
+    msg = GroundingResult()
+    msg.header = header
+    msg.request_id = request_id
+    msg.command = outcome.prompt
+    msg.mode = _MODE_TO_MSG[outcome.mode]
+    msg.status = outcome.status.code
+    msg.status_message = outcome.message or outcome.status.value
+    for obj in outcome.objects:
+        out = GroundedObject(label=obj.label, visible=box_to_msg(obj.visible))
+        if obj.score is not None:
+            out.has_score, out.score = True, float(obj.score)
+        if obj.amodal_predicted and obj.amodal is not None:
+            out.amodal_predicted, out.amodal = True, box_to_msg(obj.amodal)
+        msg.objects.append(out)
+    msg.reasoning = outcome.reasoning if publish_reasoning else ""
+    msg.model = outcome.model
+    msg.generated_tokens = max(0, int(outcome.tokens))
+    lat = outcome.latency
+    msg.latency = LatencyBreakdown(
+        waiting_ms=lat.waiting_ms,
+        preprocessing_ms=lat.preprocessing_ms,
+        inference_ms=lat.inference_ms,
+        total_ms=lat.total_ms,
+    )
+    msg.image_width, msg.image_height = (max(0, int(v)) for v in image_size)
+    return msg
+
+
+def rgb_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
+    """An rgb8 Image message (the debug image)."""
+    rgb = np.ascontiguousarray(rgb)
+    msg = Image(
+        header=header,
+        height=rgb.shape[0],
+        width=rgb.shape[1],
+        encoding="rgb8",
+        is_bigendian=0,
+        step=rgb.shape[1] * 3,
+    )
+    msg.data = rgb.tobytes()
+    return msg

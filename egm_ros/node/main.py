@@ -1,0 +1,35 @@
+"""``grounding_node`` executable: ``grounding_node --ros-args -p backend:=openai -r
+__ns:=/front_camera --params-file config/grounding.yaml``. The same entry point serves
+``ros2 run egm_ros grounding_node`` and the launch file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    from egm_ros.node.grounding_node import GroundingNode
+
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    node = GroundingNode()
+    # Several threads: image and command callbacks stay responsive while action goals wait.
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.on_shutdown(None)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""`egm-ground` end to end: the installed console script, the OpenAI-compatible engine and a
+scripted OpenAI-compatible server on loopback that answers in each family's format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from openai_server import ScriptedOpenAIServer
+from PIL import Image
+
+EXE = shutil.which("egm-ground", path=str(Path(sys.executable).parent))
+
+# One target at x 100..500, y 50..250 in a 1000 x 500 image, as each family writes it.
+# qwen2_5_vl answers in pixels of the image its processor resized: 1000 x 500 -> 1008 x 504.
+ANSWERS = {
+    "qwen3_vl": '```json\n[{"bbox_2d": [100, 100, 500, 500], "label": "red mug"}]\n```',
+    "qwen2_5_vl": '```json\n[{"bbox_2d": [100.8, 50.4, 504, 252], "label": "red mug"}]\n```',
+    "internvl3": "<ref>red mug</ref><box>[[100, 100, 500, 500]]</box>",
+}
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    rgb = np.full((500, 1000, 3), 200, np.uint8)
+    rgb[50:250, 100:500] = (220, 30, 30)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    assert EXE, "egm-ground is not installed in the venv"
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("family", sorted(ANSWERS))
+def test_each_family_gives_source_pixel_boxes(family: str, image_file: Path) -> None:
+    reply = f"The red mug is left of the bowl.</think>\n{ANSWERS[family]}"
+    with ScriptedOpenAIServer(reply=lambda request: reply, model=f"m-{family}") as server:
+        proc = run_cli(str(image_file), "the red mug", "--base-url", server.base_url,
+                       "--family", family, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "ok"
+    assert out["objects"][0]["visible"] == pytest.approx([100, 50, 500, 250], abs=0.2)
+    assert out["objects"][0]["label"] == "red mug"
+    assert "amodal" not in out["objects"][0]
+    assert out["reasoning"].startswith("The red mug")
+    assert out["tokens"] > 0 and out["latency_ms"] > 0
+    assert out["model"] == f"m-{family}"
+
+
+def test_amodal_json_has_both_boxes_and_the_server_saw_two_queries(image_file: Path) -> None:
+    def reply(request: dict) -> str:
+        amodal = "amodal" in json.dumps(request["messages"])
+        box = [100, 100, 500, 900] if amodal else [100, 100, 500, 500]
+        return f'Behind the box.</think>```json\n[{{"bbox_2d": {box}}}]\n```'
+
+    with ScriptedOpenAIServer(reply=reply, model="egm") as server:
+        proc = run_cli(str(image_file), "the hidden mug", "--amodal", "--base-url",
+                       server.base_url, "--family", "qwen3_vl", "--json")
+        seen = len(server.requests)
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)["objects"][0]
+    assert obj["visible"] == pytest.approx([100, 50, 500, 250])
+    assert obj["amodal"] == pytest.approx([100, 50, 500, 450])
+    assert seen == 2
+
+
+def test_not_found_exits_zero(image_file: Path) -> None:
+    reply = "There is no mug in this image.</think>\n```json\n[]\n```"
+    with ScriptedOpenAIServer(reply=lambda request: reply, model="egm") as server:
+        proc = run_cli(str(image_file), "the mug", "--base-url", server.base_url, "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["status"] == "not_found"
+
+
+def test_readable_summary_and_annotated_png(image_file: Path, tmp_path: Path) -> None:
+    reply = '</think>```json\n[{"bbox_2d": [100, 100, 500, 500], "label": "mug"}]\n```'
+    out_png = tmp_path / "annotated.png"
+    with ScriptedOpenAIServer(reply=lambda request: reply, model="egm") as server:
+        proc = run_cli(str(image_file), "the mug", "--base-url", server.base_url,
+                       "--out", str(out_png))
+    assert proc.returncode == 0, proc.stderr
+    assert "status: ok" in proc.stdout
+    assert "[100.0, 50.0, 500.0, 250.0]" in proc.stdout
+    drawn = np.asarray(Image.open(out_png).convert("RGB"))
+    assert drawn.shape == (500, 1000, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "status"),
+    [
+        (["--base-url", "http://127.0.0.1:9/v1", "--timeout", "5"], 3, "engine_unavailable"),
+        (["--base-url", "ftp://example/v1"], 2, "invalid_input"),
+    ],
+    ids=["server-down", "bad-url"],
+)
+def test_engine_errors_are_one_line_and_non_zero(image_file: Path, args, code, status) -> None:
+    proc = run_cli(str(image_file), "the mug", "--model", "egm", "--json", *args)
+    assert proc.returncode == code, proc.stderr
+    assert json.loads(proc.stdout)["status"] == status
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("egm-ground: error:")
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_image_and_empty_prompt_are_invalid_input(image_file: Path) -> None:
+    missing = run_cli("/nonexistent.png", "the mug", "--json")
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["status"] == "invalid_input"
+    with ScriptedOpenAIServer(reply=lambda request: "x", model="egm") as server:
+        empty = run_cli(str(image_file), "  ", "--base-url", server.base_url)
+    assert empty.returncode == 2 and "invalid_input" in empty.stderr
+    assert empty.stdout == ""
+
+
+def test_http_500_and_timeout_are_errors_within_the_timeout(image_file: Path) -> None:
+    with ScriptedOpenAIServer(reply=lambda request: "x", model="egm") as server:
+        server.fail_status = 500
+        failed = run_cli(str(image_file), "the mug", "--base-url", server.base_url, "--json")
+        server.fail_status = None
+        server.hang = True
+        hung = run_cli(str(image_file), "the mug", "--base-url", server.base_url, "--json",
+                       "--timeout", "2")
+        server.hang = False
+    assert failed.returncode == 1 and json.loads(failed.stdout)["status"] == "engine_error"
+    assert hung.returncode == 4 and json.loads(hung.stdout)["status"] == "timeout"

@@ -1,0 +1,180 @@
+"""The grounder's own logic, with a scripted test engine (a stand-in for a model, named as
+such): which queries go to the engine and how, pairing of visible and amodal answers, the
+status rules, the resize policy, and that nothing raises."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from egm_ros.core.families import Family
+from egm_ros.core.grounder import Grounder, GrounderConfig
+from egm_ros.core.types import GroundingError, Mode, Status
+from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
+
+
+class ScriptedEngine(Engine):
+    """Test double: answers each prompt with a scripted text and records the calls."""
+
+    backend = "scripted-test-engine"
+
+    def __init__(self, visible: str = "", amodal: str = "", error: GroundingError | None = None):
+        self.answers = {Mode.VISIBLE: visible, Mode.AMODAL: amodal}
+        self.error = error
+        self.calls: list[list[EngineRequest]] = []
+
+    @property
+    def model_name(self) -> str:
+        return "scripted"
+
+    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
+        self.calls.append(list(requests))
+        if self.error is not None:
+            raise self.error
+        outputs = []
+        for request in requests:
+            mode = Mode.AMODAL if "amodal" in request.prompt else Mode.VISIBLE
+            text = self.answers[mode]
+            if request.on_progress:
+                request.on_progress(3, text[:5])
+            outputs.append(EngineOutput(text=text, tokens=len(text.split()), inference_ms=1.0))
+        return outputs
+
+
+def answer(*boxes: list[int]) -> str:
+    items = ", ".join(f'{{"bbox_2d": {list(b)}, "label": "mug"}}' for b in boxes)
+    return f"I see it.</think>```json\n[{items}]\n```"
+
+
+RGB = np.zeros((500, 1000, 3), np.uint8)
+
+
+def grounder(engine: Engine, **config) -> Grounder:
+    return Grounder(engine, GrounderConfig(family=Family.QWEN3_VL, **config))
+
+
+def test_visible_mode_sends_one_query_with_the_egm_prompt_and_early_stop() -> None:
+    engine = ScriptedEngine(visible=answer([100, 100, 500, 500]))
+    out = grounder(engine).ground(RGB, "the red mug")
+    assert out.status is Status.OK
+    (call,) = engine.calls
+    (request,) = call
+    assert request.prompt.startswith("Please provide the bounding box coordinate")
+    assert "<ref>the red mug</ref>" in request.prompt
+    assert request.stop_check is not None and request.stop_check(answer([1, 2, 3, 4]))
+    assert not request.stop_check("I see it. The mug")
+    assert out.objects[0].visible.as_list() == [100.0, 50.0, 500.0, 250.0]
+    assert out.objects[0].amodal is None and not out.objects[0].amodal_predicted
+    assert out.reasoning == "I see it."
+
+
+def test_amodal_mode_sends_both_queries_in_one_call_and_pairs_them() -> None:
+    engine = ScriptedEngine(
+        visible=answer([600, 100, 800, 300], [100, 100, 300, 300]),
+        amodal=answer([100, 100, 300, 700], [600, 100, 800, 500]),
+    )
+    out = grounder(engine, mode=Mode.AMODAL).ground(RGB, "the mugs")
+    assert len(engine.calls) == 1 and len(engine.calls[0]) == 2
+    assert "amodal" in engine.calls[0][1].prompt
+    assert out.status is Status.OK
+    first, second = out.objects
+    assert first.visible.as_list() == [600.0, 50.0, 800.0, 150.0]
+    assert first.amodal.as_list() == [600.0, 50.0, 800.0, 250.0]
+    assert second.amodal.as_list() == [100.0, 50.0, 300.0, 350.0]
+    assert first.amodal_predicted and second.amodal_predicted
+    assert out.tokens == sum(len(a.split()) for a in engine.answers.values())
+
+
+def test_amodal_box_may_extend_past_the_border_visible_is_clipped() -> None:
+    engine = ScriptedEngine(visible=answer([900, 0, 1100, 200]), amodal=answer([900, 0, 1100, 200]))
+    out = grounder(engine).ground(RGB, "the cut-off mug", Mode.AMODAL)
+    (obj,) = out.objects
+    assert obj.visible.x2 == 1000.0
+    assert obj.amodal.x2 == pytest.approx(1100.0)
+
+
+def test_fully_hidden_target_has_an_amodal_box_only() -> None:
+    engine = ScriptedEngine(visible="Hidden.</think>```json\n[]\n```", amodal=answer([1, 1, 9, 9]))
+    out = grounder(engine).ground(RGB, "the hidden ball", "amodal")
+    assert out.status is Status.OK
+    (obj,) = out.objects
+    assert obj.visible is None and obj.amodal_predicted
+
+
+@pytest.mark.parametrize(
+    ("visible", "status"),
+    [
+        ("There is no mug.</think>```json\n[]\n```", Status.NOT_FOUND),
+        ('Thinking</think>```json\n[{"bbox_2d": [1, 2', Status.MALFORMED_OUTPUT),
+        ("thinking without end and no answer", Status.MALFORMED_OUTPUT),
+    ],
+)
+def test_answers_without_a_box_get_a_clean_status(visible: str, status: Status) -> None:
+    think = "<think>" if "without end" in visible else ""
+    out = grounder(ScriptedEngine(visible=think + visible)).ground(RGB, "the mug")
+    assert out.status is status
+    assert out.objects == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        GroundingError(Status.ENGINE_UNAVAILABLE, "connection refused"),
+        GroundingError(Status.TIMEOUT, "no answer in 1 s"),
+        GroundingError(Status.CANCELLED, "cancelled"),
+    ],
+)
+def test_engine_errors_become_outcomes(error: GroundingError) -> None:
+    out = grounder(ScriptedEngine(error=error)).ground(RGB, "the mug")
+    assert out.status is error.status and out.message == error.message
+    assert out.latency.total_ms >= 0
+
+
+def test_unexpected_engine_exception_is_an_engine_error_not_a_raise() -> None:
+    engine = ScriptedEngine()
+    engine.generate = lambda requests, timeout: 1 / 0  # type: ignore[method-assign]
+    out = grounder(engine).ground(RGB, "the mug")
+    assert out.status is Status.ENGINE_ERROR and "ZeroDivisionError" in out.message
+
+
+@pytest.mark.parametrize(
+    ("image", "prompt"),
+    [
+        (RGB, ""),
+        (RGB, "x" * 5000),
+        (np.zeros((10, 10), np.uint8), "the mug"),
+        (np.zeros((10, 10, 3), np.float32), "the mug"),
+        ("not an image", "the mug"),
+    ],
+    ids=["empty", "too-long", "grey", "float", "str"],
+)
+def test_invalid_input_never_reaches_the_engine(image, prompt: str) -> None:
+    engine = ScriptedEngine(visible=answer([1, 1, 9, 9]))
+    out = grounder(engine).ground(image, prompt)
+    assert out.status is Status.INVALID_INPUT
+    assert engine.calls == []
+
+
+def test_large_frames_are_downscaled_before_the_engine_boxes_stay_in_source_pixels() -> None:
+    engine = ScriptedEngine(visible=answer([500, 500, 1000, 1000]))
+    big = np.zeros((2160, 3840, 3), np.uint8)
+    out = grounder(engine, max_pixels=1280 * 28 * 28).ground(big, "the mug")
+    sent = engine.calls[0][0].image
+    assert sent.shape[0] * sent.shape[1] <= 1280 * 28 * 28
+    assert out.objects[0].visible.as_list() == [1920.0, 1080.0, 3840.0, 2160.0]
+
+
+def test_progress_and_cancel_reach_the_engine_and_latency_is_broken_down() -> None:
+    engine = ScriptedEngine(visible=answer([1, 1, 9, 9]))
+    progress: list[tuple[int, str]] = []
+    cancel = threading.Event()
+    out = grounder(engine).ground(RGB, "the mug", on_progress=lambda n, t: progress.append((n, t)),
+                                  cancel=cancel, received_at=0.0, started_at=None)
+    assert progress == [(3, "I see")]
+    assert engine.calls[0][0].cancel is cancel
+    lat = out.latency
+    assert lat.waiting_ms > 0 and lat.inference_ms > 0
+    assert lat.total_ms >= lat.waiting_ms + lat.preprocessing_ms + lat.inference_ms - 1e-6

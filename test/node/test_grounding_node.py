@@ -1,0 +1,347 @@
+"""The grounding node in-process with rclpy and a real engine path: the OpenAI-compatible
+engine against a scripted OpenAI-compatible HTTP server on loopback (the server answers like an
+EGM checkpoint; the engine, HTTP, streaming and parsing are the production code)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from egm_ros.action import Ground  # noqa: E402
+from egm_ros.msg import GroundingCommand, GroundingResult  # noqa: E402
+from lifecycle_msgs.msg import State  # noqa: E402
+from node_harness import RELIABLE, Harness, make_image, wait_for  # noqa: E402
+from openai_server import ScriptedOpenAIServer  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+VISIBLE = [100, 200, 300, 400]  # 0..1000 relative, as Qwen3-VL answers
+AMODAL = [100, 200, 300, 600]
+
+
+def egm_reply(request: dict) -> str:
+    text = json.dumps(request["messages"][0]["content"])
+    amodal = "amodal" in text
+    box = AMODAL if amodal else VISIBLE
+    return (
+        "The mug is on the table; the laptop hides its lower part.</think>\n"
+        f'```json\n[{{"bbox_2d": {box}, "label": "mug"}}]\n```'
+    )
+
+
+@pytest.fixture
+def server():
+    with ScriptedOpenAIServer(reply=egm_reply, model="EGM-test") as srv:
+        yield srv
+
+
+@pytest.fixture
+def harness():
+    h = Harness()
+    yield h
+    h.close()
+
+
+def node_params(server, **extra) -> dict:
+    params = dict(
+        backend="openai", base_url=server.base_url, request_timeout=10.0, model_family="qwen3_vl"
+    )
+    params.update(extra)
+    return params
+
+
+def stamp(sec: int, nanosec: int = 0) -> Time:
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def send_frame_and_command(probe, image, prompt: str) -> None:
+    wait_for(probe.connected)
+    probe.image_pub.publish(image)
+    time.sleep(0.2)  # best-effort image delivery before the command
+    probe.command_pub.publish(String(data=prompt))
+
+
+def corners(box) -> list[float]:
+    cx, cy = box.center.position.x, box.center.position.y
+    return [cx - box.size_x / 2, cy - box.size_y / 2, cx + box.size_x / 2, cy + box.size_y / 2]
+
+
+def test_command_gives_a_result_with_the_frame_stamp_and_pixel_boxes(server, harness) -> None:
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    send_frame_and_command(probe, make_image(640, 480, stamp(7, 5), "cam_optical"), "the red mug")
+    (result,) = probe.wait_results(1)
+    assert result.status == GroundingResult.STATUS_OK, result.status_message
+    assert (result.header.stamp.sec, result.header.stamp.nanosec) == (7, 5)
+    assert result.header.frame_id == "cam_optical"
+    assert (result.image_width, result.image_height) == (640, 480)
+    assert result.command == "the red mug"
+    assert result.mode == GroundingResult.MODE_VISIBLE
+    (obj,) = result.objects
+    assert corners(obj.visible) == pytest.approx([64.0, 96.0, 192.0, 192.0])
+    assert not obj.amodal_predicted
+    assert "laptop" in result.reasoning
+    assert result.model == "EGM-test"
+    assert result.generated_tokens > 0
+    assert result.latency.total_ms >= result.latency.inference_ms > 0
+
+
+def test_amodal_command_batches_both_queries_and_pairs_the_boxes(server, harness) -> None:
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    wait_for(probe.connected)
+    probe.image_pub.publish(make_image(1000, 500, stamp(3)))
+    time.sleep(0.2)
+    probe.gcommand_pub.publish(
+        GroundingCommand(
+            prompt="the hidden mug", request_id="r-7", mode=GroundingCommand.MODE_AMODAL
+        )
+    )
+    (result,) = probe.wait_results(1)
+    assert result.status == GroundingResult.STATUS_OK, result.status_message
+    assert result.request_id == "r-7"
+    assert result.mode == GroundingResult.MODE_AMODAL
+    (obj,) = result.objects
+    assert corners(obj.visible) == pytest.approx([100.0, 100.0, 300.0, 200.0])
+    assert obj.amodal_predicted
+    assert corners(obj.amodal) == pytest.approx([100.0, 100.0, 300.0, 300.0])
+    prompts = [json.dumps(r["messages"]) for r in server.requests]
+    assert sum("amodal" in p for p in prompts) == 1 and len(prompts) == 2
+    assert server.max_in_flight == 2  # sent together, so the server can batch them
+
+
+def test_frame_closest_to_the_requested_stamp_is_used(server, harness) -> None:
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    wait_for(probe.connected)
+    for sec in (10, 11, 12):
+        probe.image_pub.publish(make_image(320, 240, stamp(sec), frame_id=f"f{sec}"))
+    time.sleep(0.3)
+    probe.gcommand_pub.publish(GroundingCommand(prompt="the mug", frame_stamp=stamp(11, 40)))
+    probe.gcommand_pub.publish(GroundingCommand(prompt="the mug", frame_stamp=stamp(30)))
+    first, second = probe.wait_results(2)
+    assert first.header.frame_id == "f11" and first.status == GroundingResult.STATUS_OK
+    assert second.status == GroundingResult.STATUS_NO_FRAME
+    assert "requested stamp" in second.status_message
+
+
+@pytest.mark.parametrize(
+    ("image", "prompt", "status", "words"),
+    [
+        (make_image(64, 48, stamp(1), encoding="rgb8"), "   ", "INVALID_INPUT", "empty"),
+        (None, "the mug", "NO_FRAME", "no camera frame"),
+    ],
+    ids=["empty-command", "no-frame"],
+)
+def test_bad_commands_get_an_error_result(server, harness, image, prompt, status, words) -> None:
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    wait_for(probe.connected)
+    if image is not None:
+        probe.image_pub.publish(image)
+        time.sleep(0.2)
+    probe.command_pub.publish(String(data=prompt))
+    (result,) = probe.wait_results(1)
+    assert result.status == getattr(GroundingResult, f"STATUS_{status}")
+    assert words in result.status_message.lower()
+
+
+def test_bad_image_and_engine_faults_then_the_next_command_is_served(server, harness) -> None:
+    harness.grounding_node(**node_params(server, request_timeout=3.0))
+    probe = harness.probe()
+    wait_for(probe.connected)
+
+    bad = make_image(64, 48, stamp(2))
+    bad.encoding = "bayer_weird16"
+    send_frame_and_command(probe, bad, "the mug")
+    probe.wait_results(1)
+
+    short = make_image(64, 48, stamp(3))
+    short.data = bytes(10)
+    send_frame_and_command(probe, short, "the mug")
+    probe.wait_results(2)
+
+    good = make_image(64, 48, stamp(4))
+    server.reply = lambda request: "I am not sure what you mean by that [[[ {"
+    send_frame_and_command(probe, good, "the mug")
+    probe.wait_results(3)
+
+    server.reply = egm_reply
+    server.fail_status = 500
+    probe.command_pub.publish(String(data="the mug"))
+    probe.wait_results(4)
+
+    server.fail_status = None
+    probe.command_pub.publish(String(data="the mug"))
+    results = probe.wait_results(5)
+
+    statuses = [r.status for r in results]
+    assert statuses == [
+        GroundingResult.STATUS_INVALID_INPUT,
+        GroundingResult.STATUS_INVALID_INPUT,
+        GroundingResult.STATUS_MALFORMED_OUTPUT,
+        GroundingResult.STATUS_ENGINE_ERROR,
+        GroundingResult.STATUS_OK,
+    ], [r.status_message for r in results]
+    assert "bayer_weird16" in results[0].status_message
+    assert (results[0].header.stamp.sec, results[1].header.stamp.sec) == (2, 3)
+
+
+def test_engine_down_gives_engine_unavailable_and_recovers(harness) -> None:
+    srv = ScriptedOpenAIServer(reply=egm_reply, model="EGM-test")
+    base_url = srv.start()
+    harness.grounding_node(
+        backend="openai",
+        base_url=base_url,
+        request_timeout=3.0,
+        model="EGM-test",
+        model_family="qwen3_vl",
+    )
+    probe = harness.probe()
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
+    assert probe.wait_results(1)[0].status == GroundingResult.STATUS_OK
+    port = srv.port
+    srv.stop()
+    probe.command_pub.publish(String(data="the mug"))
+    down = probe.wait_results(2)[1]
+    assert down.status == GroundingResult.STATUS_ENGINE_UNAVAILABLE, down.status_message
+    with ScriptedOpenAIServer(reply=egm_reply, model="EGM-test", port=port):
+        probe.command_pub.publish(String(data="the mug"))
+        back = probe.wait_results(3)[2]
+    assert back.status == GroundingResult.STATUS_OK, back.status_message
+
+
+def test_full_queue_answers_busy_and_every_command_gets_one_result(server, harness) -> None:
+    server.chunk_delay = 0.05  # each answer streams for about a second
+    harness.grounding_node(**node_params(server, queue_size=1, workers=1))
+    probe = harness.probe()
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug 0")
+    for i in range(1, 5):
+        probe.command_pub.publish(String(data=f"the mug {i}"))
+    results = probe.wait_results(5, timeout=60)
+    time.sleep(0.5)
+    assert len(probe.results) == 5
+    assert sorted(r.command for r in results) == [f"the mug {i}" for i in range(5)]
+    statuses = [r.status for r in results]
+    assert statuses.count(GroundingResult.STATUS_BUSY) >= 2
+    assert statuses.count(GroundingResult.STATUS_OK) >= 2
+    busy = next(r for r in results if r.status == GroundingResult.STATUS_BUSY)
+    assert "queue full" in busy.status_message
+
+
+def test_lifecycle_transitions(server, harness) -> None:
+    node = harness.grounding_node(**node_params(server, autostart=False))
+    probe = harness.probe()
+    assert node._state_machine.current_state[1] == "unconfigured"
+    time.sleep(0.3)
+    assert probe.command_pub.get_subscription_count() == 0
+    assert node.engine is None
+
+    node.trigger_configure()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+    assert node.engine is not None and probe.command_pub.get_subscription_count() == 0
+
+    node.trigger_activate()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
+    assert probe.wait_results(1)[0].status == GroundingResult.STATUS_OK
+
+    node.trigger_deactivate()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+    wait_for(lambda: probe.command_pub.get_subscription_count() == 0, 5)
+
+    node.trigger_cleanup()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    assert node.engine is None
+
+
+def test_failed_engine_load_leaves_the_node_unconfigured(harness) -> None:
+    node = harness.grounding_node(backend="vllm", model="")  # vllm needs a model
+    assert node._state_machine.current_state[1] == "unconfigured"
+    assert "needs a model" in node.engine_state
+
+
+def test_action_goal_with_feedback_result_and_cancel(server, harness) -> None:
+    server.chunk_delay = 0.02
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    client = ActionClient(probe.node, Ground, "ground")
+    wait_for(client.server_is_ready)
+    image = make_image(200, 100, stamp(9), frame_id="goal_cam")
+    feedback: list = []
+
+    goal = Ground.Goal(prompt="the mug", mode=GroundingCommand.MODE_AMODAL, image=image)
+    done = threading.Event()
+    holder: list = []
+
+    def on_goal(future) -> None:
+        handle = future.result()
+        holder.append(handle)
+        handle.get_result_async().add_done_callback(
+            lambda f: (holder.append(f.result()), done.set())
+        )
+
+    client.send_goal_async(goal, feedback_callback=feedback.append).add_done_callback(on_goal)
+    assert done.wait(30)
+    result = holder[1].result.result
+    assert result.status == GroundingResult.STATUS_OK, result.status_message
+    assert result.header.frame_id == "goal_cam" and result.image_width == 200
+    assert result.objects[0].amodal_predicted
+    assert feedback and feedback[-1].feedback.tokens > 0
+    assert "laptop" in feedback[-1].feedback.partial_reasoning or feedback[-1].feedback.tokens
+
+    server.chunk_delay = 0.2  # slow enough to cancel mid-generation
+    cancelled = threading.Event()
+    holder.clear()
+    client.send_goal_async(Ground.Goal(prompt="the mug", image=image)).add_done_callback(on_goal)
+    wait_for(lambda: holder, 10)
+    time.sleep(0.5)
+    holder[0].cancel_goal_async().add_done_callback(lambda f: cancelled.set())
+    done.clear()
+    assert done.wait(30) and cancelled.is_set()
+    assert holder[1].result.result.status == GroundingResult.STATUS_CANCELLED
+    client.destroy()
+
+
+def test_two_cameras_in_two_namespaces(server, harness) -> None:
+    harness.grounding_node("/cam1", **node_params(server))
+    harness.grounding_node("/cam2", **node_params(server))
+    probe1, probe2 = harness.probe("/cam1"), harness.probe("/cam2")
+    wait_for(probe1.connected)
+    wait_for(probe2.connected)
+    probe1.image_pub.publish(make_image(100, 100, stamp(1), frame_id="cam1"))
+    probe2.image_pub.publish(make_image(200, 100, stamp(2), frame_id="cam2"))
+    time.sleep(0.3)
+    probe1.command_pub.publish(String(data="the mug"))
+    probe2.command_pub.publish(String(data="the mug"))
+    (r1,), (r2,) = probe1.wait_results(1), probe2.wait_results(1)
+    time.sleep(0.3)
+    assert len(probe1.results) == len(probe2.results) == 1
+    assert (r1.header.frame_id, r1.image_width) == ("cam1", 100)
+    assert (r2.header.frame_id, r2.image_width) == ("cam2", 200)
+
+
+def test_diagnostics_report_engine_queue_and_latency(server, harness) -> None:
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    seen: list[DiagnosticArray] = []
+    probe.node.create_subscription(DiagnosticArray, "/diagnostics", seen.append, RELIABLE)
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
+    probe.wait_results(1)
+    wait_for(
+        lambda: any(any(kv.key == "latency_ms_p50" for kv in a.status[0].values) for a in seen), 10
+    )
+    values = {kv.key: kv.value for kv in seen[-1].status[0].values}
+    assert values["engine_state"] == "active"
+    assert values["backend"] == "openai"
+    assert int(values["requests"]) >= 1
+    assert "queue_depth" in values and "errors" in values
