@@ -19,7 +19,9 @@ setup(
     entry_points={
         "console_scripts": [
             "egm-ground = egm_ros.cli.ground:main",
+            "egm-eval = egm_ros.cli.eval:main",
             "grounding_node = egm_ros.node.main:main",
+            "sim_camera = egm_ros.node.sim_camera:main",
         ],
     },
 )

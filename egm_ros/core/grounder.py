@@ -135,9 +135,13 @@ class Grounder:
     ) -> None:
         family = self.family
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
-        stop_check = (
-            (lambda text: answer_complete(text, family)) if self.config.early_stop else None
-        )
+        thinking = self.config.prompt_style is PromptStyle.EGM
+        stop_check = None
+        if self.config.early_stop:
+
+            def stop_check(text: str) -> bool:
+                return answer_complete(text, family, thinking)
+
         requests = [
             EngineRequest(
                 image=image,
@@ -153,6 +157,7 @@ class Grounder:
         t0 = time.monotonic()
         outputs = self.engine.generate(requests, timeout=self.config.timeout)
         latency.inference_ms = (time.monotonic() - t0) * 1000.0
+        outcome.model = self.engine.model_name  # a server's default model is known only now
         outcome.tokens = sum(o.tokens for o in outputs)
         outcome.raw_text = outputs[0].text
 

@@ -36,6 +36,8 @@ def create_engine(settings: EngineSettings) -> Engine:
     libraries or model cannot be loaded."""
     backend = settings.backend.strip().lower()
     model = settings.model or None
+    if backend in ("transformers", "vllm", "tensorrt_llm") and not model:
+        raise GroundingError(Status.INVALID_INPUT, f"the {backend} backend needs a model")
     try:
         if backend == "openai":
             from egm_ros.engines.openai_engine import OpenAIEngine
@@ -56,20 +58,14 @@ def create_engine(settings: EngineSettings) -> Engine:
                 from egm_ros.models.embedded import embedded_model_dir
 
                 model = model or str(embedded_model_dir())
-            if not model:
-                raise GroundingError(Status.INVALID_INPUT, "the transformers backend needs a model")
             return TransformersEngine(model, max_pixels=settings.max_pixels, **settings.extra)
         if backend == "vllm":
             from egm_ros.engines.vllm_engine import VLLMEngine
 
-            if not model:
-                raise GroundingError(Status.INVALID_INPUT, "the vllm backend needs a model")
             return VLLMEngine(model, max_pixels=settings.max_pixels, **settings.extra)
         if backend == "tensorrt_llm":
             from egm_ros.engines.tensorrt_llm_engine import TensorRTLLMEngine
 
-            if not model:
-                raise GroundingError(Status.INVALID_INPUT, "the tensorrt_llm backend needs a model")
             return TensorRTLLMEngine(model, max_pixels=settings.max_pixels, **settings.extra)
     except ImportError as err:
         raise GroundingError(

@@ -43,8 +43,15 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_each_family_gives_source_pixel_boxes(family: str, image_file: Path) -> None:
     reply = f"The red mug is left of the bowl.</think>\n{ANSWERS[family]}"
     with ScriptedOpenAIServer(reply=lambda request: reply, model=f"m-{family}") as server:
-        proc = run_cli(str(image_file), "the red mug", "--base-url", server.base_url,
-                       "--family", family, "--json")
+        proc = run_cli(
+            str(image_file),
+            "the red mug",
+            "--base-url",
+            server.base_url,
+            "--family",
+            family,
+            "--json",
+        )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "ok"
@@ -63,8 +70,16 @@ def test_amodal_json_has_both_boxes_and_the_server_saw_two_queries(image_file: P
         return f'Behind the box.</think>```json\n[{{"bbox_2d": {box}}}]\n```'
 
     with ScriptedOpenAIServer(reply=reply, model="egm") as server:
-        proc = run_cli(str(image_file), "the hidden mug", "--amodal", "--base-url",
-                       server.base_url, "--family", "qwen3_vl", "--json")
+        proc = run_cli(
+            str(image_file),
+            "the hidden mug",
+            "--amodal",
+            "--base-url",
+            server.base_url,
+            "--family",
+            "qwen3_vl",
+            "--json",
+        )
         seen = len(server.requests)
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)["objects"][0]
@@ -85,8 +100,9 @@ def test_readable_summary_and_annotated_png(image_file: Path, tmp_path: Path) ->
     reply = '</think>```json\n[{"bbox_2d": [100, 100, 500, 500], "label": "mug"}]\n```'
     out_png = tmp_path / "annotated.png"
     with ScriptedOpenAIServer(reply=lambda request: reply, model="egm") as server:
-        proc = run_cli(str(image_file), "the mug", "--base-url", server.base_url,
-                       "--out", str(out_png))
+        proc = run_cli(
+            str(image_file), "the mug", "--base-url", server.base_url, "--out", str(out_png)
+        )
     assert proc.returncode == 0, proc.stderr
     assert "status: ok" in proc.stdout
     assert "[100.0, 50.0, 500.0, 250.0]" in proc.stdout
@@ -126,8 +142,9 @@ def test_http_500_and_timeout_are_errors_within_the_timeout(image_file: Path) ->
         failed = run_cli(str(image_file), "the mug", "--base-url", server.base_url, "--json")
         server.fail_status = None
         server.hang = True
-        hung = run_cli(str(image_file), "the mug", "--base-url", server.base_url, "--json",
-                       "--timeout", "2")
+        hung = run_cli(
+            str(image_file), "the mug", "--base-url", server.base_url, "--json", "--timeout", "2"
+        )
         server.hang = False
     assert failed.returncode == 1 and json.loads(failed.stdout)["status"] == "engine_error"
     assert hung.returncode == 4 and json.loads(hung.stdout)["status"] == "timeout"

@@ -171,8 +171,14 @@ def test_progress_and_cancel_reach_the_engine_and_latency_is_broken_down() -> No
     engine = ScriptedEngine(visible=answer([1, 1, 9, 9]))
     progress: list[tuple[int, str]] = []
     cancel = threading.Event()
-    out = grounder(engine).ground(RGB, "the mug", on_progress=lambda n, t: progress.append((n, t)),
-                                  cancel=cancel, received_at=0.0, started_at=None)
+    out = grounder(engine).ground(
+        RGB,
+        "the mug",
+        on_progress=lambda n, t: progress.append((n, t)),
+        cancel=cancel,
+        received_at=0.0,
+        started_at=None,
+    )
     assert progress == [(3, "I see")]
     assert engine.calls[0][0].cancel is cancel
     lat = out.latency

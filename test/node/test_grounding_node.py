@@ -96,6 +96,7 @@ def test_command_gives_a_result_with_the_frame_stamp_and_pixel_boxes(server, har
 
 
 def test_amodal_command_batches_both_queries_and_pairs_the_boxes(server, harness) -> None:
+    server.chunk_delay = 0.01  # answers take a while, as real ones do: both must be in flight
     harness.grounding_node(**node_params(server))
     probe = harness.probe()
     wait_for(probe.connected)
@@ -126,9 +127,13 @@ def test_frame_closest_to_the_requested_stamp_is_used(server, harness) -> None:
     for sec in (10, 11, 12):
         probe.image_pub.publish(make_image(320, 240, stamp(sec), frame_id=f"f{sec}"))
     time.sleep(0.3)
-    probe.gcommand_pub.publish(GroundingCommand(prompt="the mug", frame_stamp=stamp(11, 40)))
-    probe.gcommand_pub.publish(GroundingCommand(prompt="the mug", frame_stamp=stamp(30)))
-    first, second = probe.wait_results(2)
+    probe.gcommand_pub.publish(
+        GroundingCommand(prompt="the mug", request_id="a", frame_stamp=stamp(11, 40))
+    )
+    probe.gcommand_pub.publish(
+        GroundingCommand(prompt="the mug", request_id="b", frame_stamp=stamp(30))
+    )
+    first, second = sorted(probe.wait_results(2), key=lambda r: r.request_id)
     assert first.header.frame_id == "f11" and first.status == GroundingResult.STATUS_OK
     assert second.status == GroundingResult.STATUS_NO_FRAME
     assert "requested stamp" in second.status_message

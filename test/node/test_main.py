@@ -58,8 +58,9 @@ def test_executable_with_ros_args_serves_a_command() -> None:
         try:
             probe = harness.probe("/cli_cam")
             wait_for(probe.connected, 30)
-            probe.image_pub.publish(make_image(200, 100, Time(sec=5)))
-            time.sleep(0.3)
+            for _ in range(10):  # a camera at 10 Hz, while discovery settles
+                probe.image_pub.publish(make_image(200, 100, Time(sec=5)))
+                time.sleep(0.1)
             probe.command_pub.publish(String(data="the mug"))
             (result,) = probe.wait_results(1, timeout=30)
         finally:
