@@ -22,8 +22,8 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _NUMBER = re.compile(_NUM)
 _QUAD = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
-_BBOX_KEY = re.compile(r'"(?:bbox_2d|bbox)"\s*:\s*')
-_LABEL = re.compile(r'"label"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_BBOX_KEY = re.compile(r"[\"'](?:bbox_2d|bbox)[\"']\s*:\s*")
+_LABEL = re.compile(r"[\"']label[\"']\s*:\s*[\"']((?:[^\"'\\]|\\.)*)[\"']")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _INTERN_BOX = re.compile(r"(?:<ref>(.*?)</ref>\s*)?<box>(.*?)</box>", re.DOTALL)
 #: Coordinates beyond this are nonsense whatever the space (0..1000 or pixels of 8K frames).
@@ -151,9 +151,12 @@ def _qwen_boxes(answer: str) -> list[tuple[list[float], str]]:
         quad = _QUAD.match(answer, key.end())
         if quad is None:
             continue
-        label = _LABEL.search(answer, quad.end(), quad.end() + 200)
-        before = _LABEL.search(answer, max(0, key.start() - 200), key.start())
-        name = (label or before).group(1) if (label or before) else ""
+        # The label of this object only: between its "{" and its "}".
+        obj_start = answer.rfind("{", 0, key.start())
+        obj_end = answer.find("}", quad.end())
+        obj_end = len(answer) if obj_end < 0 else obj_end
+        label = _LABEL.search(answer, max(0, obj_start), obj_end)
+        name = label.group(1) if label else ""
         boxes.append(([float(v) for v in quad.groups()], name))
     return boxes
 

@@ -201,6 +201,9 @@ class OpenAIEngine(Engine):
                 if request.stop_check is not None and request.stop_check(text):
                     finish = "answer_complete"
                     break
+            else:
+                if not finish:  # the body ended without a finish reason: the server went away
+                    raise httpx.RemoteProtocolError("the stream ended before the answer finished")
         finally:
             stream.close()
         return EngineOutput(

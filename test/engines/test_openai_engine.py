@@ -1,0 +1,200 @@
+"""The OpenAI-compatible engine against a real HTTP server on loopback (scripted answers):
+message layout, sampling fields, streaming, early stop, concurrency, every fault mapped to its
+status within the timeout, bounded retries, API keys."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from openai_server import ScriptedOpenAIServer, split_tokens
+
+from egm_ros.core.types import GroundingError, Status
+from egm_ros.engines.base import EngineRequest, SamplingParams
+from egm_ros.engines.openai_engine import OpenAIEngine
+
+IMAGE = np.zeros((32, 48, 3), np.uint8)
+LONG = "word " * 200 + '</think>```json\n[{"bbox_2d": [1, 2, 3, 4]}]\n```' + " trailing" * 200
+
+
+@pytest.fixture
+def server():
+    with ScriptedOpenAIServer(model="egm-test") as srv:
+        yield srv
+
+
+def engine_for(server, **kwargs) -> OpenAIEngine:
+    kwargs.setdefault("backoff_s", 0.01)
+    return OpenAIEngine(server.base_url, **kwargs)
+
+
+def request(**kwargs) -> EngineRequest:
+    return EngineRequest(image=IMAGE, prompt="Please find <ref>the mug</ref>", **kwargs)
+
+
+def test_message_layout_sampling_and_streamed_text(server) -> None:
+    with engine_for(server) as engine:
+        sampling = SamplingParams(max_new_tokens=77, temperature=0.0, top_p=1.0, top_k=20)
+        (out,) = engine.generate([request(sampling=sampling)], timeout=10)
+    assert engine.model_name == "egm-test"  # the server's model, asked once
+    assert "bbox_2d" in out.text and out.text.startswith("The red mug")
+    assert out.tokens > 10 and out.inference_ms > 0 and out.finish_reason == "stop"
+    (body,) = server.requests
+    (message,) = body["messages"]  # one user message, no system prompt
+    assert message["role"] == "user"
+    image_part, text_part = message["content"]  # image first, then text
+    assert image_part["type"] == "image_url"
+    assert image_part["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert text_part == {"type": "text", "text": "Please find <ref>the mug</ref>"}
+    assert body["max_tokens"] == 77 and body["temperature"] == 0.0 and body["top_p"] == 1.0
+    assert body["top_k"] == 20 and body["repetition_penalty"] == 1.0
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+def test_early_stop_closes_the_stream_once_the_answer_is_complete(server) -> None:
+    server.reply = lambda body: LONG
+    server.chunk_delay = 0.002
+    progress: list[int] = []
+    with engine_for(server, model="egm-test") as engine:
+        (out,) = engine.generate(
+            [
+                request(
+                    stop_check=lambda text: text.endswith("```") and "</think>" in text,
+                    on_progress=lambda n, text: progress.append(n),
+                )
+            ],
+            timeout=20,
+        )
+    assert out.text.endswith("```") and "trailing" not in out.text
+    assert out.finish_reason == "answer_complete"
+    assert out.tokens == len(progress) == progress[-1]
+    time.sleep(0.5)
+    assert server.aborted_streams == 1 and server.completed_streams == 0
+
+
+def test_requests_of_one_call_run_concurrently(server) -> None:
+    server.chunk_delay = 0.01
+    with engine_for(server, model="egm-test") as engine:
+        outs = engine.generate([request(), request(), request()], timeout=20)
+    assert len(outs) == 3 and all("bbox_2d" in o.text for o in outs)
+    assert server.max_in_flight == 3
+
+
+def test_server_down_is_engine_unavailable_after_bounded_retries() -> None:
+    srv = ScriptedOpenAIServer()
+    url = srv.start()
+    srv.stop()
+    engine = OpenAIEngine(url, model="m", max_retries=2, backoff_s=0.01)
+    t0 = time.monotonic()
+    with pytest.raises(GroundingError) as info:
+        engine.generate([request()], timeout=5)
+    assert info.value.status is Status.ENGINE_UNAVAILABLE
+    assert "cannot reach" in info.value.message
+    assert time.monotonic() - t0 < 5
+    assert not engine.health()
+
+
+def test_http_500_is_retried_then_engine_error(server) -> None:
+    server.fail_status = 500
+    with engine_for(server, model="egm-test", max_retries=2) as engine:
+        with pytest.raises(GroundingError) as info:
+            engine.generate([request()], timeout=10)
+    assert info.value.status is Status.ENGINE_ERROR
+    assert "HTTP 500" in info.value.message
+    assert server.hits == 3  # the first try and two retries
+
+
+def test_http_400_is_not_retried(server) -> None:
+    server.fail_status = 400
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request()], timeout=10)
+    assert info.value.status is Status.ENGINE_ERROR and server.hits == 1
+
+
+def test_garbage_is_engine_error(server) -> None:
+    server.garbage = True
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request()], timeout=10)
+    assert info.value.status is Status.ENGINE_ERROR
+
+
+def test_connection_dropped_mid_stream_is_engine_unavailable(server) -> None:
+    server.drop_after = 3
+    with engine_for(server, model="egm-test", max_retries=1) as engine:
+        with pytest.raises(GroundingError) as info:
+            engine.generate([request()], timeout=10)
+    assert info.value.status is Status.ENGINE_UNAVAILABLE
+    assert server.hits == 2
+
+
+def test_hang_is_a_timeout_within_the_timeout(server) -> None:
+    server.hang = True
+    with engine_for(server, model="egm-test") as engine:
+        t0 = time.monotonic()
+        with pytest.raises(GroundingError) as info:
+            engine.generate([request()], timeout=1.5)
+        elapsed = time.monotonic() - t0
+    server.hang = False
+    assert info.value.status is Status.TIMEOUT
+    assert elapsed < 4
+
+
+def test_slow_stream_past_the_timeout_is_a_timeout(server) -> None:
+    server.reply = lambda body: LONG
+    server.chunk_delay = 0.05
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request()], timeout=1.0)
+    assert info.value.status is Status.TIMEOUT
+
+
+def test_cancel_stops_the_request(server) -> None:
+    server.reply = lambda body: LONG
+    server.chunk_delay = 0.01
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request(cancel=cancel)], timeout=20)
+    assert info.value.status is Status.CANCELLED
+
+
+def test_api_key_from_env_or_file_and_401_without(server, tmp_path, monkeypatch) -> None:
+    server.api_key = "s3cret-key"
+    monkeypatch.delenv("EGM_API_KEY", raising=False)
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request()], timeout=5)
+    assert "HTTP 401" in info.value.message and "s3cret" not in info.value.message
+    monkeypatch.setenv("EGM_API_KEY", "s3cret-key")
+    with engine_for(server, model="egm-test") as engine:
+        assert "s3cret" not in repr(engine)
+        assert engine.generate([request()], timeout=5)[0].text
+    monkeypatch.delenv("EGM_API_KEY")
+    key_file = tmp_path / "key"
+    key_file.write_text("s3cret-key\n")
+    key_file.chmod(0o600)
+    with engine_for(server, model="egm-test", api_key_file=str(key_file)) as engine:
+        assert engine.generate([request()], timeout=5)[0].text
+
+
+@pytest.mark.parametrize("url", ["ftp://host/v1", "127.0.0.1:8000", ""])
+def test_bad_base_url_is_invalid_input(url: str) -> None:
+    with pytest.raises(GroundingError) as info:
+        OpenAIEngine(url)
+    assert info.value.status is Status.INVALID_INPUT
+
+
+def test_tls_verification_is_on_unless_switched_off() -> None:
+    engine = OpenAIEngine("https://127.0.0.1:9/v1", model="m")
+    assert engine._http._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+    insecure = OpenAIEngine("https://127.0.0.1:9/v1", model="m", verify_tls=False)
+    assert insecure._http._transport._pool._ssl_context.verify_mode.name == "CERT_NONE"
+
+
+def test_usage_record_counts_tokens_when_the_stream_ends(server) -> None:
+    server.reply = lambda body: "a b c d</think>[]"
+    with engine_for(server, model="egm-test") as engine:
+        (out,) = engine.generate([request()], timeout=5)
+    assert out.tokens == len(split_tokens("a b c d</think>[]"))  # the server's usage record
+    assert json.dumps(server.requests[0]["messages"]).count("data:image/jpeg") == 1
