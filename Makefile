@@ -38,6 +38,7 @@ $(VENV)/.stamp-pkg: $(VENV)/.stamp-base setup.py
 # 3. The msg/ and action/ interfaces, generated and installed into the venv prefix.
 $(VENV)/.stamp-interfaces: $(VENV)/.stamp-pkg $(INTERFACES) CMakeLists.txt package.xml egm_ros/__init__.py
 	@echo "== building egm_ros interfaces into .venv (about 30 s)"
+	@mkdir -p $(dir $(BUILD))
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(VENV) -DCMAKE_PREFIX_PATH=$(VENV) \
 	    -DPython3_EXECUTABLE=$(BIN)/python -DBUILD_TESTING=OFF -DEGM_ROS_INSTALL_PYTHON=OFF > $(BUILD).log 2>&1 \
 	    || (tail -30 $(BUILD).log; exit 1)

@@ -14,13 +14,14 @@ pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from egm_ros.action import Ground  # noqa: E402
-from egm_ros.msg import GroundingCommand, GroundingResult  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
 from node_harness import RELIABLE, Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
+
+from egm_ros.action import Ground  # noqa: E402
+from egm_ros.msg import GroundingCommand, GroundingResult  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -16,10 +16,11 @@ import pytest
 pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from egm_ros.msg import GroundingResult  # noqa: E402
 from node_harness import Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
+
+from egm_ros.msg import GroundingResult  # noqa: E402
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,13 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from rclpy.action import ActionClient, ActionServer  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_helpers import make_executor, ros_context, spin_until  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
 from egm_ros.action import Ground  # noqa: E402
+from egm_ros.core.types import Mode, Status  # noqa: E402
 from egm_ros.msg import (  # noqa: E402
     BoundingBox2D,
     GroundedObject,
@@ -20,12 +26,6 @@ from egm_ros.msg import (  # noqa: E402
     Point2D,
     Pose2D,
 )
-from rclpy.action import ActionClient, ActionServer  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import make_executor, ros_context, spin_until  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from egm_ros.core.types import Mode, Status  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -11,8 +11,6 @@ from collections.abc import Callable
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from egm_ros.core.images import rgb_to_image_fields
-from egm_ros.msg import GroundingCommand, GroundingResult
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -21,6 +19,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from egm_ros.core.images import rgb_to_image_fields
+from egm_ros.msg import GroundingCommand, GroundingResult
 from egm_ros.node.grounding_node import GroundingNode
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
