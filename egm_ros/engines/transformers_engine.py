@@ -1,0 +1,291 @@
+"""Hugging Face transformers in-process: ``AutoModelForImageTextToText`` + ``AutoProcessor``
+from a local folder (offline) or a hub name, on CPU or CUDA (bf16 on GPU), greedy by default.
+
+Concurrent ``generate`` calls (the node's workers, the visible + amodal pair) are collected by
+one worker thread into a batch (``max_batch_size``, ``batch_window_ms``) and run as one
+``model.generate`` with left padding. A stopping criterion ends each sequence as soon as its
+answer is complete (the request's ``stop_check``), reports progress and honours cancel and the
+deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from egm_ros.core.types import GroundingError, Status
+from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
+
+try:  # the engine module is imported only when this backend is chosen
+    from transformers import StoppingCriteria
+except ImportError:  # pragma: no cover - reported by TransformersEngine()
+    StoppingCriteria = object
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    request: EngineRequest
+    deadline: float
+    future: Future = field(default_factory=Future)
+    abort: threading.Event = field(default_factory=threading.Event)
+
+
+class TransformersEngine(Engine):
+    backend = "transformers"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_pixels: int | None = None,
+        max_batch_size: int = 8,
+        batch_window_ms: float = 5.0,
+        num_threads: int | None = None,
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+        except ImportError as err:
+            raise GroundingError(
+                Status.ENGINE_UNAVAILABLE,
+                f"transformers backend needs torch and transformers ({err})",
+            ) from err
+        self._torch = torch
+        self._name = model
+        local = Path(model).is_dir()
+        offline = local or os.environ.get("HF_HUB_OFFLINE") == "1"
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        try:
+            self.processor = AutoProcessor.from_pretrained(model, local_files_only=offline)
+            self.model = (
+                AutoModelForImageTextToText.from_pretrained(
+                    model, dtype=getattr(torch, dtype), local_files_only=offline
+                )
+                .to(device)
+                .eval()
+            )
+        except (OSError, ValueError) as err:
+            raise GroundingError(
+                Status.ENGINE_UNAVAILABLE,
+                f"cannot load model {model!r}: {str(err).splitlines()[0]}",
+            ) from err
+        self.device = device
+        tokenizer = self.processor.tokenizer
+        tokenizer.padding_side = "left"
+        if max_pixels:
+            image_processor = self.processor.image_processor
+            image_processor.max_pixels = max_pixels
+            if isinstance(getattr(image_processor, "size", None), dict):
+                image_processor.size["longest_edge"] = max_pixels
+        self._eos = {
+            i
+            for i in [self.model.generation_config.eos_token_id, tokenizer.eos_token_id]
+            if isinstance(i, int)
+        }
+        self._pad = (
+            tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else next(iter(self._eos), 0)
+        )
+        config_file = Path(model) / "config.json"
+        self._config = (
+            json.loads(config_file.read_text())
+            if config_file.is_file()
+            else self.model.config.to_dict()
+        )
+        self.max_batch_size = max_batch_size
+        self.batch_window = batch_window_ms / 1000.0
+        self.batch_sizes: list[int] = []  # sizes of the batches run (for tests and benchmarks)
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._serve, name="egm-transformers", daemon=True)
+        self._worker.start()
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def model_config(self) -> dict | None:
+        return self._config
+
+    def close(self) -> None:
+        if self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join(timeout=30)
+
+    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
+        if not self._worker.is_alive():
+            raise GroundingError(Status.ENGINE_UNAVAILABLE, "engine is closed")
+        deadline = time.monotonic() + timeout
+        jobs = [_Job(r, deadline) for r in requests]
+        for job in jobs:
+            self._queue.put(job)
+        outputs = []
+        try:
+            for job in jobs:
+                try:
+                    outputs.append(job.future.result(max(0.0, deadline - time.monotonic()) + 1))
+                except TimeoutError:
+                    raise GroundingError(
+                        Status.TIMEOUT, f"no answer within {timeout:g} s"
+                    ) from None
+        finally:
+            for job in jobs:
+                job.abort.set()
+        return outputs
+
+    # ------------------------------------------------------------------ worker
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            end = time.monotonic() + self.batch_window
+            while len(batch) < self.max_batch_size:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, end - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            live = [j for j in batch if not j.future.cancelled() and not j.abort.is_set()]
+            if not live:
+                continue
+            try:
+                for j, out in zip(live, self._run_batch(live), strict=True):
+                    j.future.set_result(out)
+            except GroundingError as err:
+                for j in live:
+                    j.future.set_exception(err) if not j.future.done() else None
+            except Exception as err:  # noqa: BLE001 - the worker must survive a bad batch
+                log.exception("generation failed")
+                failure = GroundingError(Status.ENGINE_ERROR, f"generation failed: {err}")
+                for j in live:
+                    j.future.set_exception(failure) if not j.future.done() else None
+
+    def _run_batch(self, jobs: list[_Job]) -> list[EngineOutput]:
+        from PIL import Image
+
+        torch = self._torch
+        self.batch_sizes.append(len(jobs))
+        texts = [
+            self.processor.apply_chat_template(
+                [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image"}, {"type": "text", "text": j.request.prompt}],
+                    }
+                ],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for j in jobs
+        ]
+        images = [Image.fromarray(j.request.image) for j in jobs]
+        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(
+            self.device
+        )
+        prompt_len = inputs["input_ids"].shape[1]
+        sampling = jobs[0].request.sampling
+        stopper = _AnswerStopper(self, jobs, prompt_len)
+        start = time.monotonic()
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=max(j.request.sampling.max_new_tokens for j in jobs),
+                do_sample=sampling.temperature > 0,
+                temperature=sampling.temperature if sampling.temperature > 0 else None,
+                top_p=sampling.top_p if sampling.temperature > 0 else None,
+                top_k=sampling.top_k if sampling.temperature > 0 else None,
+                repetition_penalty=sampling.repetition_penalty,
+                stopping_criteria=[stopper],
+                pad_token_id=self._pad,
+            )
+        elapsed = (time.monotonic() - start) * 1000.0
+        if stopper.status is not None:
+            raise GroundingError(*stopper.status)
+        results = []
+        for row, job in zip(out[:, prompt_len:].tolist(), jobs, strict=True):
+            tokens = _until_eos(row, self._eos, self._pad, job.request.sampling.max_new_tokens)
+            text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+            finish = (
+                "answer_complete"
+                if stopper.done_at.get(id(job))
+                else ("length" if len(tokens) >= job.request.sampling.max_new_tokens else "stop")
+            )
+            results.append(
+                EngineOutput(
+                    text=text, tokens=len(tokens), inference_ms=elapsed, finish_reason=finish
+                )
+            )
+        return results
+
+
+def _until_eos(row: list[int], eos: set[int], pad: int, limit: int) -> list[int]:
+    out = []
+    for token in row[:limit]:
+        if token in eos or token == pad:
+            break
+        out.append(token)
+    return out
+
+
+class _AnswerStopper(StoppingCriteria):
+    """A transformers ``StoppingCriteria``: per sequence, True once its answer is complete (or
+    its own token limit is reached); all sequences stop on cancel or past the deadline."""
+
+    def __init__(self, engine: TransformersEngine, jobs: list[_Job], prompt_len: int) -> None:
+        self.engine, self.jobs, self.prompt_len = engine, jobs, prompt_len
+        self.done_at: dict[int, int] = {}
+        self.status: tuple[Status, str] | None = None
+
+    def __call__(self, input_ids, scores, **kwargs):
+        torch = self.engine._torch
+        tokenizer = self.engine.processor.tokenizer
+        new = input_ids[:, self.prompt_len :]
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        now = time.monotonic()
+        for i, job in enumerate(self.jobs):
+            request = job.request
+            if request.cancel is not None and request.cancel.is_set():
+                self.status = (Status.CANCELLED, "cancelled")
+            elif job.abort.is_set() or now > job.deadline:
+                self.status = (Status.TIMEOUT, "no complete answer before the deadline")
+            if self.status is not None:
+                done[:] = True
+                return done
+            if id(job) in self.done_at:
+                done[i] = True
+                continue
+            if request.stop_check is None and request.on_progress is None:
+                done[i] = new.shape[1] >= request.sampling.max_new_tokens
+                continue
+            tokens = _until_eos(new[i].tolist(), self.engine._eos, self.engine._pad, 1 << 30)
+            text = tokenizer.decode(tokens, skip_special_tokens=True)
+            if request.on_progress is not None:
+                request.on_progress(len(tokens), text)
+            complete = request.stop_check is not None and request.stop_check(text)
+            if complete or len(tokens) >= request.sampling.max_new_tokens:
+                self.done_at[id(job)] = len(tokens)
+                done[i] = True
+        return done

