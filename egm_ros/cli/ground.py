@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
@@ -171,12 +173,23 @@ def summary(outcome: GroundingOutcome) -> str:
     return "\n".join(lines)
 
 
+def _answer_stream() -> TextIO:
+    """A stream for the answer only. Engine libraries (vLLM and its engine processes, also at
+    exit) write logs to file descriptor 1; it is pointed at stderr for the rest of the
+    process, and the answer goes to a duplicate of the real stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(saved, "w", buffering=1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    answer = _answer_stream()
     try:
         outcome = run(args)
     except KeyboardInterrupt:
@@ -187,9 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             status=Status.ENGINE_ERROR, message=f"{type(err).__name__}: {err}", prompt=args.prompt
         )
     if args.json:
-        print(json.dumps(outcome.to_json_dict()))
+        print(json.dumps(outcome.to_json_dict()), file=answer, flush=True)
     elif not outcome.status.is_error:
-        print(summary(outcome))
+        print(summary(outcome), file=answer, flush=True)
     if outcome.status.is_error:
         print(f"egm-ground: error: {outcome.status.value}: {outcome.message}", file=sys.stderr)
     return EXIT_CODES.get(outcome.status, 1)

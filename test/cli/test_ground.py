@@ -148,3 +148,29 @@ def test_http_500_and_timeout_are_errors_within_the_timeout(image_file: Path) ->
         server.hang = False
     assert failed.returncode == 1 and json.loads(failed.stdout)["status"] == "engine_error"
     assert hung.returncode == 4 and json.loads(hung.stdout)["status"] == "timeout"
+
+
+@pytest.mark.ml
+@pytest.mark.parametrize("backend", ["transformers", "vllm"])
+def test_in_process_backends_run_on_the_tiny_model(
+    backend: str, tiny_model_dir, image_file: Path
+) -> None:
+    if backend == "vllm":
+        pytest.importorskip("vllm")
+    proc = run_cli(
+        str(image_file),
+        "the mug",
+        "--backend",
+        backend,
+        "--model",
+        str(tiny_model_dir),
+        "--json",
+        "--max-new-tokens",
+        "8",
+        "--timeout",
+        "240",
+        timeout=400,
+    )
+    out = json.loads(proc.stdout)
+    assert out["status"] in ("ok", "not_found", "malformed_output"), proc.stderr
+    assert out["tokens"] == 8 and out["model"] == str(tiny_model_dir)

@@ -1,0 +1,106 @@
+"""The transformers engine end to end on the project's random tiny Qwen3-VL: plumbing, not
+accuracy (a random model's answer is noise)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from egm_ros.core.families import Family
+from egm_ros.core.grounder import Grounder, GrounderConfig
+from egm_ros.core.types import GroundingError, Mode, Status
+from egm_ros.engines.base import EngineRequest, SamplingParams
+
+pytestmark = pytest.mark.ml
+IMAGE = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    from egm_ros.engines.transformers_engine import TransformersEngine
+
+    eng = TransformersEngine(str(tiny_model_dir), batch_window_ms=100, num_threads=2)
+    yield eng
+    eng.close()
+
+
+def request(tokens: int = 12, **kwargs) -> EngineRequest:
+    return EngineRequest(
+        image=IMAGE,
+        prompt="find <ref>the mug</ref>",
+        sampling=SamplingParams(max_new_tokens=tokens),
+        **kwargs,
+    )
+
+
+def test_generates_text_and_counts_tokens(engine) -> None:
+    out1, out2 = engine.generate([request(8), request(8)], timeout=60)
+    assert out1.tokens == out2.tokens == 8  # greedy, no end of turn from a random model
+    assert out1.text == out2.text  # same input, greedy: same output
+    assert out1.finish_reason == "length" and out1.inference_ms > 0
+    assert engine.model_config["model_type"] == "qwen3_vl"
+
+
+def test_concurrent_calls_are_batched(engine) -> None:
+    engine.batch_sizes.clear()
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.append(engine.generate([request(4)], 60)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4
+    assert max(engine.batch_sizes) >= 2  # requests from different threads shared a batch
+    assert sum(engine.batch_sizes) == 4
+
+
+def test_stop_check_ends_the_sequence_early_and_progress_is_reported(engine) -> None:
+    seen: list[int] = []
+    stop_at = 3
+    (out,) = engine.generate(
+        [
+            request(
+                40,
+                stop_check=lambda text: len(seen) >= stop_at,
+                on_progress=lambda n, text: seen.append(n),
+            )
+        ],
+        timeout=60,
+    )
+    assert out.finish_reason == "answer_complete"
+    assert out.tokens == stop_at < 40
+    assert seen[:stop_at] == [1, 2, 3]
+
+
+def test_timeout_and_cancel(engine) -> None:
+    with pytest.raises(GroundingError) as info:
+        engine.generate([request(5000)], timeout=0.5)
+    assert info.value.status is Status.TIMEOUT
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(GroundingError) as info:
+        engine.generate([request(5000, cancel=cancel)], timeout=30)
+    assert info.value.status is Status.CANCELLED
+    assert engine.generate([request(2)], timeout=60)[0].tokens == 2  # still serving
+
+
+def test_grounder_over_a_random_model_never_raises(engine) -> None:
+    grounder = Grounder(engine, GrounderConfig(mode=Mode.AMODAL))
+    assert grounder.family is Family.QWEN3_VL  # detected from the model's config
+    grounder.config.sampling = SamplingParams(max_new_tokens=16)
+    out = grounder.ground(IMAGE, "the red mug")
+    assert out.status in (Status.MALFORMED_OUTPUT, Status.NOT_FOUND, Status.OK)
+    assert out.tokens > 0 and out.model.endswith("tiny_qwen3_vl0")
+
+
+def test_missing_model_is_engine_unavailable(tmp_path) -> None:
+    from egm_ros.engines.transformers_engine import TransformersEngine
+
+    with pytest.raises(GroundingError) as info:
+        TransformersEngine(str(tmp_path / "no-such-model"))
+    assert info.value.status is Status.ENGINE_UNAVAILABLE

