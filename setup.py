@@ -13,13 +13,14 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["egm_ros", "egm_ros.*"]),
-    package_data={"egm_ros": ["py.typed"]},
+    package_data={"egm_ros": ["py.typed"], "egm_ros.models": ["egm_tiny/*"]},
     include_package_data=True,
     install_requires=["numpy>=1.26", "pillow>=10.0", "openai>=1.40", "httpx>=0.27", "pyyaml>=6.0"],
     entry_points={
         "console_scripts": [
             "egm-ground = egm_ros.cli.ground:main",
             "egm-eval = egm_ros.cli.eval:main",
+            "egm-train = egm_ros.training.train:main",
             "grounding_node = egm_ros.node.main:main",
             "sim_camera = egm_ros.node.sim_camera:main",
         ],

@@ -54,6 +54,8 @@ class GrounderConfig:
     timeout: float = 60.0
     max_prompt_chars: int = 500
     early_stop: bool = True
+    #: False: ask a thinking model to answer without reasoning (``enable_thinking=False``).
+    thinking: bool = True
 
 
 class Grounder:
@@ -135,7 +137,8 @@ class Grounder:
     ) -> None:
         family = self.family
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
-        thinking = self.config.prompt_style is PromptStyle.EGM
+        thinking = self.config.prompt_style is PromptStyle.EGM and self.config.thinking
+        template_kwargs = None if self.config.thinking else {"enable_thinking": False}
         stop_check = None
         if self.config.early_stop:
 
@@ -151,6 +154,7 @@ class Grounder:
                 # Feedback follows the first query; both advance at the same pace when batched.
                 on_progress=on_progress if i == 0 else None,
                 cancel=cancel,
+                chat_template_kwargs=template_kwargs,
             )
             for i, m in enumerate(modes)
         ]

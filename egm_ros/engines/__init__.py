@@ -54,11 +54,14 @@ def create_engine(settings: EngineSettings) -> Engine:
         if backend in ("embedded", "transformers"):
             from egm_ros.engines.transformers_engine import TransformersEngine
 
+            extra = dict(settings.extra)
             if backend == "embedded":
-                from egm_ros.models.embedded import embedded_model_dir
+                from egm_ros.models.embedded import EMBEDDED_NAME, embedded_model_dir
 
-                model = model or str(embedded_model_dir())
-            return TransformersEngine(model, max_pixels=settings.max_pixels, **settings.extra)
+                if not model:
+                    model = str(embedded_model_dir())
+                    extra.setdefault("display_name", EMBEDDED_NAME)
+            return TransformersEngine(model, max_pixels=settings.max_pixels, **extra)
         if backend == "vllm":
             from egm_ros.engines.vllm_engine import VLLMEngine
 

@@ -44,6 +44,9 @@ class EngineRequest:
     stop_check: StopCheck | None = None
     on_progress: ProgressCallback | None = None
     cancel: threading.Event | None = None
+    #: Passed to the model's chat template, e.g. ``{"enable_thinking": False}`` to make a
+    #: thinking model answer directly (vLLM's server takes the same field).
+    chat_template_kwargs: dict | None = None
 
 
 @dataclass

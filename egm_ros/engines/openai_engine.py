@@ -163,15 +163,24 @@ class OpenAIEngine(Engine):
                 top_p=sampling.top_p,
                 stream=True,
                 stream_options={"include_usage": True},
-                extra_body={
-                    "top_k": sampling.top_k,
-                    "repetition_penalty": sampling.repetition_penalty,
-                },
+                extra_body=self._extra_body(request),
                 timeout=read_timeout,
             )
             return self._read(stream, request, deadline, abort, start)
 
         return self._call(stream_once, deadline, abort)
+
+    @staticmethod
+    def _extra_body(request: EngineRequest) -> dict:
+        """vLLM's and trtllm-serve's extensions: top_k, repetition_penalty (as the EGM authors
+        send them) and chat-template arguments."""
+        body = {
+            "top_k": request.sampling.top_k,
+            "repetition_penalty": request.sampling.repetition_penalty,
+        }
+        if request.chat_template_kwargs:
+            body["chat_template_kwargs"] = request.chat_template_kwargs
+        return body
 
     def _read(
         self, stream, request: EngineRequest, deadline: float, abort: threading.Event, start: float

@@ -104,7 +104,10 @@ class TensorRTLLMEngine(Engine):
             }
         ]
         text = self.processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
+            messages,
+            add_generation_prompt=True,
+            tokenize=False,
+            **(request.chat_template_kwargs or {}),
         )
         return {"prompt": text, "multi_modal_data": {"image": [Image.fromarray(request.image)]}}
 

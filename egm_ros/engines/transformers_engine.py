@@ -53,6 +53,7 @@ class TransformersEngine(Engine):
         max_batch_size: int = 8,
         batch_window_ms: float = 5.0,
         num_threads: int | None = None,
+        display_name: str | None = None,
     ) -> None:
         try:
             import torch
@@ -63,7 +64,7 @@ class TransformersEngine(Engine):
                 f"transformers backend needs torch and transformers ({err})",
             ) from err
         self._torch = torch
-        self._name = model
+        self._name = display_name or model
         local = Path(model).is_dir()
         offline = local or os.environ.get("HF_HUB_OFFLINE") == "1"
         if device == "auto":
@@ -198,6 +199,7 @@ class TransformersEngine(Engine):
                 ],
                 add_generation_prompt=True,
                 tokenize=False,
+                **(j.request.chat_template_kwargs or {}),
             )
             for j in jobs
         ]

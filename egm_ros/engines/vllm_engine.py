@@ -178,7 +178,10 @@ class VLLMEngine(Engine):
         ]
         params = [to_vllm_sampling(j.request.sampling, SamplingParams) for j in jobs]
         start = time.monotonic()
-        results = self.llm.chat(conversations, params, use_tqdm=False)
+        kwargs = jobs[0].request.chat_template_kwargs  # the same for a grounder's batch
+        results = self.llm.chat(
+            conversations, params, use_tqdm=False, chat_template_kwargs=kwargs or None
+        )
         elapsed = (time.monotonic() - start) * 1000.0
         outputs = []
         for result in results:

@@ -27,7 +27,8 @@ SPECIAL_TOKENS = [
 THINK_TOKENS = ["<think>", "</think>"]
 
 #: Qwen3-VL's chat layout (thinking variant): the generation prompt opens ``<think>`` so the
-#: model writes its reasoning, ``</think>``, then the answer.
+#: model writes its reasoning, ``</think>``, then the answer. ``enable_thinking=False`` (as in
+#: Qwen3's templates) closes the think block at once, so the model answers directly.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "<|im_start|>{{ message['role'] + '\\n' }}"
@@ -39,6 +40,8 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}{%- endif -%}<|im_end|>{{ '\\n' }}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}<|im_start|>assistant{{ '\\n' }}<think>{{ '\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}"
+    "{{ '\\n' }}</think>{{ '\\n\\n' }}{%- endif -%}"
     "{%- endif -%}"
 )
 
