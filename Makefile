@@ -64,8 +64,9 @@ pytest: venv
 
 test: lint pytest
 
+# The whole loop on the embedded default: simulated camera -> grounding node -> results + PNGs.
 demo: venv
-	@echo "make demo: the demo is not built yet (issue #7); see README.md for what works today."
+	$(BIN)/egm-demo --out $(CURDIR)/out/demo
 
 clean:
 	rm -rf build install log .pytest_cache

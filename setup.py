@@ -21,6 +21,8 @@ setup(
             "egm-ground = egm_ros.cli.ground:main",
             "egm-eval = egm_ros.cli.eval:main",
             "egm-train = egm_ros.training.train:main",
+            "egm-demo = egm_ros.demo.run:main",
+            "demo_client = egm_ros.demo.client:main",
             "grounding_node = egm_ros.node.main:main",
             "sim_camera = egm_ros.node.sim_camera:main",
         ],

@@ -106,8 +106,10 @@ def train(args: argparse.Namespace) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         step, seen = state["step"], state["seen"]
         print(f"resumed at step {step}", flush=True)
+    if args.export:  # save the checkpoint as a model folder, no training
+        args.steps = step
     data = training_examples(args.seed, args.direct_share)
-    for _ in range(seen):  # the same stream of examples as an uninterrupted run
+    for _ in range(0 if args.export else seen):  # the same stream as an uninterrupted run
         next(data)
     params = sum(p.numel() for p in model.parameters())
     print(
@@ -183,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--save-every", type=int, default=200)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="with --resume: save the checkpoint as a model folder and stop",
+    )
     return parser
 
 

@@ -1,0 +1,62 @@
+"""`egm-train` in miniature: a few steps, a checkpoint, resume, and a loadable model folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.ml
+
+
+def test_train_checkpoint_resume_and_save(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from egm_ros.training.train import main
+
+    out = tmp_path / "egm_tiny"
+    common = [
+        "--out",
+        str(out),
+        "--batch",
+        "2",
+        "--log-every",
+        "1",
+        "--save-every",
+        "1",
+        "--warmup",
+        "1",
+    ]
+    assert main([*common, "--steps", "2"]) == 0
+    first = json.loads((out / "egm_tiny.json").read_text())
+    assert first["steps"] == 2 and first["final_loss"] > 0
+    assert main([*common, "--steps", "3", "--resume"]) == 0
+    assert json.loads((out / "egm_tiny.json").read_text())["steps"] == 3
+    processor = AutoProcessor.from_pretrained(out, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(out, local_files_only=True)
+    assert processor.tokenizer.convert_tokens_to_ids("</think>") is not None
+    assert 3_000_000 < sum(p.numel() for p in model.parameters()) < 6_000_000
+
+
+def test_labels_cover_only_the_assistant_answer() -> None:
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from egm_ros.models.tiny_qwen3_vl import build_processor
+    from egm_ros.training.train import encode
+
+    processor = build_processor()
+    image = np.zeros((224, 224, 3), np.uint8)
+    batch = [
+        (image, "find <ref>a</ref>", "because</think>\nANSWER", True),
+        (image, "find <ref>b</ref>", "ANSWER", False),
+    ]
+    inputs, n_labels, _ = encode(processor, batch)
+    tok = processor.tokenizer
+    for row, labels in zip(inputs["input_ids"], inputs["labels"], strict=True):
+        learned = tok.decode(
+            [t for t, lab in zip(row.tolist(), labels.tolist(), strict=True) if lab != -100]
+        )
+        assert learned.endswith("ANSWER<|im_end|>") and "find" not in learned
+    assert n_labels > 0
