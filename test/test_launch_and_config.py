@@ -68,3 +68,17 @@ def test_no_parameter_carries_a_secret() -> None:
         for name in PARAMETERS
         if "key" in name or "token" in name.replace("max_new_tokens", "")
     ]
+
+
+def test_every_launched_executable_is_installed_for_ros2_run() -> None:
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    for launch_file in sorted((REPO / "launch").glob("*.launch.py")):
+        tree = ast.parse(launch_file.read_text())
+        compile(launch_file.read_text(), str(launch_file), "exec")
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node":
+                exe = next(
+                    ast.literal_eval(k.value) for k in call.keywords if k.arg == "executable"
+                )
+                assert (REPO / "scripts" / exe).is_file(), exe
+                assert f"scripts/{exe}" in cmake, exe

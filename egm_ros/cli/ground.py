@@ -21,7 +21,7 @@ from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
 from egm_ros.engines import BACKENDS, EngineSettings, create_engine
 from egm_ros.engines.base import SamplingParams
 
-DEFAULT_BACKEND = "openai"
+DEFAULT_BACKEND = "embedded"
 
 EXIT_CODES = {
     Status.OK: 0,
@@ -135,6 +135,10 @@ def run(args: argparse.Namespace) -> GroundingOutcome:
         sampling=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
         timeout=args.timeout,
     )
+    if args.backend == "embedded" and not args.json:
+        from egm_ros.models.embedded import NOTICE
+
+        print(f"egm-ground: note: {NOTICE}", file=sys.stderr)
     with engine:
         outcome = Grounder(engine, config).ground(rgb, args.prompt)
     if args.out and not outcome.status.is_error:

@@ -35,8 +35,10 @@ def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """egm-ground; the OpenAI-compatible backend unless the test names one."""
     assert EXE, "egm-ground is not installed in the venv"
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout)
+    backend = [] if "--backend" in args else ["--backend", "openai"]
+    return subprocess.run([EXE, *args, *backend], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("family", sorted(ANSWERS))

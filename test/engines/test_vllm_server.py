@@ -118,6 +118,8 @@ def test_egm_ground_cli_against_vllm(vllm_server: str, tmp_path: Path) -> None:
             str(image),
             "the mug",
             "--amodal",
+            "--backend",
+            "openai",
             "--base-url",
             vllm_server,
             "--json",
