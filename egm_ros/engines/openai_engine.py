@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from urllib.parse import urlparse
 
 import httpx
@@ -30,6 +30,9 @@ from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
 from egm_ros.engines.secrets import load_api_key, redact
 
 log = logging.getLogger(__name__)
+
+#: How often generate() looks at the cancel events while requests run.
+_POLL_S = 0.05
 
 
 class OpenAIEngine(Engine):
@@ -128,15 +131,23 @@ class OpenAIEngine(Engine):
         futures: list[Future[EngineOutput]] = [
             self._pool.submit(self._one, request, model, deadline, abort) for request in requests
         ]
-        outputs: list[EngineOutput] = []
+        cancels = [r.cancel for r in requests if r.cancel is not None]
+        pending = set(futures)
         try:
-            for future in futures:
-                outputs.append(future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0))
-        except TimeoutError:
-            raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s") from None
+            # Poll rather than block, so a cancel returns at once even while a worker waits on a
+            # server that sends nothing (that worker sees `abort` at its next chunk or timeout).
+            while pending:
+                if any(cancel.is_set() for cancel in cancels):
+                    raise GroundingError(Status.CANCELLED, "cancelled")
+                if time.monotonic() > deadline + 1.0:
+                    raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s")
+                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    if future.exception() is not None:
+                        raise future.exception()
+            return [future.result() for future in futures]
         finally:
             abort.set()  # a failed sibling stops the others; a no-op when all are done
-        return outputs
 
     def _one(
         self, request: EngineRequest, model: str, deadline: float, abort: threading.Event

@@ -39,6 +39,7 @@ def test_message_layout_sampling_and_streamed_text(server) -> None:
     with engine_for(server) as engine:
         sampling = SamplingParams(max_new_tokens=77, temperature=0.0, top_p=1.0, top_k=20)
         (out,) = engine.generate([request(sampling=sampling)], timeout=10)
+        assert engine.health()
     assert engine.model_name == "egm-test"  # the server's model, asked once
     assert "bbox_2d" in out.text and out.text.startswith("The red mug")
     assert out.tokens > 10 and out.inference_ms > 0 and out.finish_reason == "stop"
@@ -176,6 +177,23 @@ def test_api_key_from_env_or_file_and_401_without(server, tmp_path, monkeypatch)
     key_file.chmod(0o600)
     with engine_for(server, model="egm-test", api_key_file=str(key_file)) as engine:
         assert engine.generate([request()], timeout=5)[0].text
+
+
+def test_cancel_returns_at_once_while_the_server_sends_nothing(server) -> None:
+    server.hang = True
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request(cancel=cancel)], timeout=20)
+    assert info.value.status is Status.CANCELLED  # not TIMEOUT: it did not wait 20 s
+
+
+def test_server_without_models_is_a_clear_error() -> None:
+    with ScriptedOpenAIServer(model="") as srv, OpenAIEngine(srv.base_url) as engine:
+        with pytest.raises(GroundingError) as info:
+            engine.generate([request()], timeout=5)
+    assert info.value.status is Status.ENGINE_ERROR and "no models" in info.value.message
+    assert srv.hits == 0  # nothing was sent for generation
 
 
 @pytest.mark.parametrize("url", ["ftp://host/v1", "127.0.0.1:8000", ""])

@@ -130,20 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {})
         elif self.path.rstrip("/") == "/v1/models":
             if self._authorised():
-                self._json(
-                    200,
-                    {
-                        "object": "list",
-                        "data": [
-                            {
-                                "id": self.owner.model,
-                                "object": "model",
-                                "created": 0,
-                                "owned_by": "egm-test",
-                            }
-                        ],
-                    },
-                )
+                model = {"id": self.owner.model, "object": "model", "created": 0, "owned_by": "t"}
+                # model="" scripts a server that has no model loaded
+                self._json(200, {"object": "list", "data": [model] if self.owner.model else []})
         else:
             self._json(404, {"error": {"message": "not found"}})
 
