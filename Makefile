@@ -66,7 +66,13 @@ test: lint pytest
 
 # The whole loop on the embedded default: simulated camera -> grounding node -> results + PNGs.
 demo: venv
-	$(BIN)/egm-demo --out $(CURDIR)/out/demo
+	@if [ -f egm_ros/models/egm_tiny/model.safetensors ]; then \
+	    $(BIN)/egm-demo --out $(CURDIR)/out/demo; \
+	else \
+	    echo "make demo: the embedded EGM-Tiny model is not trained yet (issue #6), so the demo"; \
+	    echo "cannot run on the embedded default. With another engine: egm-demo --backend"; \
+	    echo "transformers --model FOLDER, or --backend openai against vllm serve (README)."; \
+	fi
 
 clean:
 	rm -rf build install log .pytest_cache

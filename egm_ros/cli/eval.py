@@ -1,10 +1,14 @@
 """``egm-eval``: score any engine on a grounding dataset through the project's grounder.
 
-Inputs: ``--synthetic --seed S --n N`` (held-out synthetic scenes) or ``--data FILE.jsonl`` in the
-EGM authors' format (their RefCOCO files work as they are; amodal sets are recognised by
-``modal_bbox``). Prints mean IoU, Acc@0.5 (IoU > 0.5, as the authors count) for visible and
-amodal boxes, latency p50/p95 and generated tokens; ``--json`` prints one object. A failed request
-scores IoU 0. The default engine is the embedded EGM-Tiny.
+Inputs: ``--synthetic --seed S --n N`` (held-out synthetic scenes, made in memory; ``--amodal``
+scores amodal boxes too) or ``--data FILE.jsonl`` in the EGM authors' format (their RefCOCO
+files work as they are; amodal sets are recognised by ``modal_bbox``). Prints mean IoU and
+Acc@0.5 (IoU > 0.5, as the authors count) for visible and amodal boxes, latency p50/p95 and
+generated tokens per request (both queries of an amodal request), and counts by status;
+``--json`` prints one object. A failed request scores IoU 0.
+
+Exit codes: 0 when the evaluation ran, 2 for bad input (flags, data file), 3 when the engine is
+unavailable (at start, or for every request).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TextIO
 
 import numpy as np
 
@@ -28,138 +33,212 @@ from egm_ros.data.eval_records import EvalRecord, read_records, synthetic_record
 from egm_ros.engines import BACKENDS, EngineSettings, create_engine
 from egm_ros.engines.base import SamplingParams
 
+DEFAULT_SYNTHETIC_N = 200
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="egm-eval", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="egm-eval",
+        description="Score an engine on a grounding dataset (visible and amodal boxes).",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--synthetic", action="store_true", help="held-out synthetic scenes")
     src.add_argument("--data", help="JSONL file in the EGM authors' evaluation format")
-    p.add_argument("--seed", type=int, default=0, help="first synthetic seed (held out < 1e6)")
-    p.add_argument("--n", type=int, default=200, help="number of samples (synthetic or first N)")
+    p.add_argument("--seed", type=int, default=0, help="first synthetic scene (held out: < 1e6)")
+    p.add_argument(
+        "--n",
+        type=_positive_int,
+        default=None,
+        help=f"samples: synthetic (default {DEFAULT_SYNTHETIC_N}) or the first N of --data",
+    )
     p.add_argument("--amodal", action="store_true", help="synthetic: also score amodal boxes")
     p.add_argument("--backend", choices=BACKENDS, default="embedded")
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
-    p.add_argument("--model", default="")
+    p.add_argument("--model", default="", help="model folder or name")
     p.add_argument("--family", choices=[f.value for f in Family], default=None)
-    p.add_argument("--prompt-style", choices=[s.value for s in PromptStyle], default="egm")
+    p.add_argument(
+        "--prompt-style", choices=[s.value for s in PromptStyle], default=PromptStyle.EGM.value
+    )
     p.add_argument(
         "--no-thinking",
         action="store_true",
         help="ask the model to answer without reasoning (enable_thinking=False)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--concurrency", type=int, default=1, help="requests in flight")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=1024)
+    p.add_argument("--max-pixels", type=_positive_int, default=None)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    p.add_argument("--api-key-env", default="EGM_API_KEY")
+    p.add_argument("--api-key-file", default=None)
+    p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    p.add_argument("--concurrency", type=_positive_int, default=1, help="requests in flight")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
-def score(records: list[EvalRecord], outcomes: list[GroundingOutcome]) -> dict:
-    """The metrics; keys are a user-facing contract."""
+def _ious(rec: EvalRecord, out: GroundingOutcome) -> tuple[float, float | None]:
+    """(visible IoU, amodal IoU or None for a visible-only record); 0 for a failed request."""
+    obj = out.objects[0] if out.status is Status.OK and out.objects else None
+    visible = iou(obj.visible, rec.visible) if obj and obj.visible else 0.0
+    if rec.amodal is None:
+        return visible, None
+    return visible, iou(obj.amodal, rec.amodal) if obj and obj.amodal else 0.0
+
+
+def _acc(values: list[float]) -> float | None:
+    return round(float(np.mean([v > 0.5 for v in values])), 4) if values else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def score(records: Sequence[EvalRecord], outcomes: Sequence[GroundingOutcome]) -> dict:
+    """The metrics; the keys are a user-facing contract."""
     vis, amo, lat, tokens = [], [], [], []
+    by_type: dict[str, list[float]] = defaultdict(list)
     for rec, out in zip(records, outcomes, strict=True):
-        obj = out.objects[0] if out.objects and out.status is Status.OK else None
-        vis.append(iou(obj.visible, rec.visible) if obj and obj.visible and rec.visible else 0.0)
-        if rec.amodal is not None:
-            amo.append(iou(obj.amodal, rec.amodal) if obj and obj.amodal else 0.0)
+        v, a = _ious(rec, out)
+        vis.append(v)
+        if a is not None:
+            amo.append(a)
+        if rec.expr_type:
+            by_type[rec.expr_type].append(v)
         lat.append(out.latency.total_ms)
         tokens.append(out.tokens)
-
-    def acc(values: list[float]) -> float | None:
-        return round(float(np.mean([v > 0.5 for v in values])), 4) if values else None
-
-    def mean(values: list[float]) -> float | None:
-        return round(float(np.mean(values)), 4) if values else None
-
     return {
         "n": len(records),
-        "visible_acc50": acc(vis),
-        "amodal_acc50": acc(amo),
-        "mean_iou": mean(vis),
-        "amodal_mean_iou": mean(amo),
+        "visible_acc50": _acc(vis),
+        "amodal_acc50": _acc(amo),
+        "mean_iou": _mean(vis),
+        "amodal_mean_iou": _mean(amo),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if lat else None,
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if lat else None,
         "tokens_mean": round(float(np.mean(tokens)), 1) if tokens else None,
         "statuses": dict(Counter(o.status.value for o in outcomes)),
+        "visible_acc50_by_type": {t: _acc(v) for t, v in sorted(by_type.items())},
     }
 
 
 def evaluate(
-    grounder: Grounder, records: list[EvalRecord], concurrency: int = 1, progress: bool = True
+    grounder: Grounder, records: Sequence[EvalRecord], concurrency: int = 1
 ) -> list[GroundingOutcome]:
+    """Ground every record (``concurrency`` in flight), in order."""
+
     def one(rec: EvalRecord) -> GroundingOutcome:
-        mode = Mode.AMODAL if rec.amodal is not None else Mode.VISIBLE
+        mode = Mode.VISIBLE if rec.amodal is None else Mode.AMODAL
         try:
             rgb = rec.rgb if rec.rgb is not None else load_image_file(rec.image)
         except GroundingError as err:
             return GroundingOutcome(status=err.status, message=err.message, mode=mode)
         return grounder.ground(rgb, rec.sent, mode)
 
+    progress = sys.stderr.isatty()
     outcomes: list[GroundingOutcome] = []
-    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+    with ThreadPoolExecutor(concurrency) as pool:
         for i, out in enumerate(pool.map(one, records), 1):
             outcomes.append(out)
-            if progress and (i % 10 == 0 or i == len(records)):
+            if progress:
                 print(f"\r{i}/{len(records)} evaluated", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     return outcomes
 
 
+def summary(result: dict) -> str:
+    def fmt(v: object) -> str:
+        return "-" if v is None else str(v)
+
+    lines = [
+        f"model {result['model']} ({result['backend']}), {result['n']} samples, "
+        f"thinking {'on' if result['thinking'] else 'off'}",
+        f"visible: mean IoU {fmt(result['mean_iou'])}  Acc@0.5 {fmt(result['visible_acc50'])}",
+        f"amodal:  mean IoU {fmt(result['amodal_mean_iou'])}  "
+        f"Acc@0.5 {fmt(result['amodal_acc50'])}",
+        f"latency p50 {fmt(result['latency_ms_p50'])} ms  p95 {fmt(result['latency_ms_p95'])} ms"
+        f"  tokens/request {fmt(result['tokens_mean'])}",
+        "statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())),
+    ]
+    if result["visible_acc50_by_type"]:
+        lines.append(
+            "visible Acc@0.5 by expression: "
+            + ", ".join(f"{k} {v}" for k, v in result["visible_acc50_by_type"].items())
+        )
+    return "\n".join(lines)
+
+
+def _load(args: argparse.Namespace) -> list[EvalRecord]:
+    if args.synthetic:
+        return synthetic_records(args.seed, args.n or DEFAULT_SYNTHETIC_N, args.amodal)
+    records = read_records(args.data)
+    return records[: args.n] if args.n else records
+
+
+def _output_stream(backend: str) -> TextIO:
+    """In-process engines (vLLM above all) write logs to file descriptor 1; the result then
+    goes to a saved copy of the real stdout, as ``egm-ground`` does."""
+    if backend == "openai":
+        return sys.stdout
+    from egm_ros.cli.ground import answer_stream
+
+    return answer_stream()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        records = (
-            synthetic_records(args.seed, args.n, args.amodal)
-            if args.synthetic
-            else read_records(args.data)[: args.n]
-        )
+        records = _load(args)
     except (OSError, ValueError) as err:
         print(f"egm-eval: error: {err}", file=sys.stderr)
         return 2
+    if not records:
+        print("egm-eval: error: no records to evaluate", file=sys.stderr)
+        return 2
+    out = _output_stream(args.backend)
     settings = EngineSettings(
-        backend=args.backend, model=args.model, base_url=args.base_url, timeout=args.timeout
+        backend=args.backend,
+        model=args.model,
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_pixels=args.max_pixels,
+        api_key_env=args.api_key_env,
+        api_key_file=args.api_key_file,
+        verify_tls=not args.insecure,
     )
     try:
         engine = create_engine(settings)
     except GroundingError as err:
         print(f"egm-eval: error: {err.status.value}: {err.message}", file=sys.stderr)
-        return 3
+        return 3 if err.status is Status.ENGINE_UNAVAILABLE else 2
     config = GrounderConfig(
         family=Family(args.family) if args.family else None,
         prompt_style=PromptStyle(args.prompt_style),
-        max_pixels=DEFAULT_MAX_PIXELS,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         sampling=SamplingParams(max_new_tokens=args.max_new_tokens),
         timeout=args.timeout,
         thinking=not args.no_thinking,
     )
     with engine:
         outcomes = evaluate(Grounder(engine, config), records, args.concurrency)
+        model = engine.model_name
     result = score(records, outcomes)
-    result.update(model=engine.model_name, backend=args.backend, thinking=not args.no_thinking)
-    if args.json:
-        print(json.dumps(result))
-    else:
-
-        def fmt(v) -> str:
-            return "-" if v is None else f"{v}"
-
-        print(
-            f"model {result['model']} ({args.backend}), {result['n']} samples, "
-            f"thinking {'on' if result['thinking'] else 'off'}"
-        )
-        print(
-            f"visible: mean IoU {fmt(result['mean_iou'])}  Acc@0.5 {fmt(result['visible_acc50'])}"
-        )
-        print(
-            f"amodal:  mean IoU {fmt(result['amodal_mean_iou'])}  Acc@0.5 "
-            f"{fmt(result['amodal_acc50'])}"
-        )
-        print(
-            f"latency p50 {fmt(result['latency_ms_p50'])} ms  p95 "
-            f"{fmt(result['latency_ms_p95'])} ms  tokens/request {fmt(result['tokens_mean'])}"
-        )
-        print(f"statuses: {result['statuses']}")
+    result.update(
+        model=model,
+        backend=args.backend,
+        thinking=not args.no_thinking,
+        prompt_style=args.prompt_style,
+        source="synthetic" if args.synthetic else str(args.data),
+    )
+    print(json.dumps(result) if args.json else summary(result), file=out, flush=True)
+    if all(o.status is Status.ENGINE_UNAVAILABLE for o in outcomes):
+        print("egm-eval: error: the engine was unavailable for every request", file=sys.stderr)
+        return 3
     return 0
 
 

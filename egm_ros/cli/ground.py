@@ -177,7 +177,7 @@ def summary(outcome: GroundingOutcome) -> str:
     return "\n".join(lines)
 
 
-def _answer_stream() -> TextIO:
+def answer_stream() -> TextIO:
     """A stream for the answer only. Engine libraries (vLLM and its engine processes, also at
     exit) write logs to file descriptor 1; it is pointed at stderr for the rest of the
     process, and the answer goes to a duplicate of the real stdout."""
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    answer = _answer_stream()
+    answer = answer_stream()
     try:
         outcome = run(args)
     except KeyboardInterrupt:

@@ -1,7 +1,9 @@
 """Evaluation records in the EGM authors' format: JSON lines with ``image`` (path), ``sent``,
 ``bbox`` (pixel x1, y1, x2, y2), ``width``, ``height``; amodal sets name the visible box
-``modal_bbox`` (and ``bbox`` is then the amodal box). Extra keys are ignored, so the authors'
-RefCOCO files work as they are. Image paths are relative to the file's folder."""
+``modal_bbox`` (and ``bbox`` is then the amodal box). Other keys are ignored, so the authors'
+RefCOCO files work as they are; synthetic sets add ``expr_type`` (the kind of expression) for a
+breakdown. Image paths are relative to the file's folder.
+"""
 
 from __future__ import annotations
 
@@ -17,75 +19,94 @@ from egm_ros.core.types import Box
 
 @dataclass
 class EvalRecord:
-    image: str  # path, or "" when ``rgb`` is given
+    image: str  # path; "" when ``rgb`` holds the image
     sent: str
-    visible: Box | None
-    amodal: Box | None
+    visible: Box
+    amodal: Box | None  # only in amodal sets
     width: int
     height: int
     rgb: np.ndarray | None = None  # in-memory image (synthetic sets)
+    expr_type: str = ""  # kind of expression (synthetic sets): attribute, ordinal, ...
 
 
-def _box(values, where: str) -> Box:
+def _box(values: object) -> Box:
     if not isinstance(values, list | tuple) or len(values) != 4:
-        raise ValueError(f"{where}: expected [x1, y1, x2, y2], got {values!r}")
+        raise ValueError(f"expected [x1, y1, x2, y2], got {values!r}")
     return make_box(*(float(v) for v in values))
 
 
+def _record(item: object, folder: Path) -> EvalRecord:
+    if not isinstance(item, dict):
+        raise ValueError(f"expected a JSON object, got {type(item).__name__}")
+    missing = [k for k in ("image", "sent", "bbox", "width", "height") if k not in item]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    width, height = int(item["width"]), int(item["height"])
+    if width <= 0 or height <= 0:
+        raise ValueError(f"bad image size {width}x{height}")
+    image = Path(str(item["image"]))
+    bbox = _box(item["bbox"])
+    amodal_set = "modal_bbox" in item
+    return EvalRecord(
+        image=str(image if image.is_absolute() else folder / image),
+        sent=str(item["sent"]),
+        visible=_box(item["modal_bbox"]) if amodal_set else bbox,
+        amodal=bbox if amodal_set else None,
+        width=width,
+        height=height,
+        expr_type=str(item.get("expr_type", "")),
+    )
+
+
 def read_records(path: str | Path) -> list[EvalRecord]:
-    """Records of a JSONL file; a bad line raises ``ValueError`` naming the line."""
+    """The records of a JSONL file (blank lines skipped); a bad line raises ``ValueError``
+    naming the file and line number."""
     path = Path(path)
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            item = json.loads(line)
-            image = Path(item["image"])
-            amodal_set = "modal_bbox" in item
-            bbox = _box(item["bbox"], where)
-            records.append(
-                EvalRecord(
-                    image=str(image if image.is_absolute() else path.parent / image),
-                    sent=str(item["sent"]),
-                    visible=_box(item["modal_bbox"], where) if amodal_set else bbox,
-                    amodal=bbox if amodal_set else None,
-                    width=int(item["width"]),
-                    height=int(item["height"]),
-                )
-            )
-        except (KeyError, TypeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{where}: bad record ({err})") from None
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(_record(json.loads(line), path.parent))
+            except (ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
+                raise ValueError(f"{path}:{number}: bad record: {err}") from None
     return records
 
 
 def synthetic_records(seed: int, n: int, amodal: bool) -> list[EvalRecord]:
-    """``n`` held-out synthetic samples (seeds from ``seed``; training uses seeds >= 1e6)."""
-    from egm_ros.data.expressions import samples
+    """``n`` samples from held-out scenes ``seed, seed + 1, ...`` (one per scene; training
+    uses seeds >= 1e6). ``amodal``: targets are mostly partly hidden and carry both boxes."""
+    from egm_ros.data.expressions import make_samples
+    from egm_ros.data.scenes import generate_scene
 
     out: list[EvalRecord] = []
-    for scene, sample in samples(range(seed, seed + 10 * n + 10), amodal=amodal, per_scene=1):
-        target = scene.objects[sample.target]
-        w, h = scene.size
-        out.append(
-            EvalRecord(
-                "",
-                sample.expression,
-                target.visible,
-                target.amodal if amodal else None,
-                w,
-                h,
-                rgb=scene.image,
+    scene_seed = seed
+    while len(out) < n:
+        scene = generate_scene(scene_seed)
+        rng = np.random.default_rng([scene_seed, 31337])
+        scene_seed += 1
+        for sample in make_samples(scene, rng, amodal=amodal, per_scene=1):
+            target = scene.objects[sample.target_index]
+            width, height = scene.size
+            out.append(
+                EvalRecord(
+                    image="",
+                    sent=sample.expression,
+                    visible=target.visible,
+                    amodal=target.amodal if amodal else None,
+                    width=width,
+                    height=height,
+                    rgb=scene.image,
+                    expr_type=sample.category,
+                )
             )
-        )
-        if len(out) == n:
-            break
     return out
 
 
 def write_synthetic_set(out_dir: str | Path, seed: int, n: int, amodal: bool) -> Path:
-    """Render a synthetic set to PNGs and a JSONL file in the authors' format."""
+    """Render a synthetic set to PNGs (``out_dir/images``) and a JSONL file in the authors'
+    format; returns the JSONL path."""
     from PIL import Image
 
     out = Path(out_dir)
@@ -95,12 +116,13 @@ def write_synthetic_set(out_dir: str | Path, seed: int, n: int, amodal: bool) ->
         name = f"images/{seed}_{i:05d}.png"
         Image.fromarray(rec.rgb).save(out / name)
         item = {"image": name, "sent": rec.sent, "width": rec.width, "height": rec.height}
-        if amodal:
+        if rec.amodal is not None:
             item["bbox"] = rec.amodal.as_list(2)
             item["modal_bbox"] = rec.visible.as_list(2)
         else:
             item["bbox"] = rec.visible.as_list(2)
+        item["expr_type"] = rec.expr_type
         lines.append(json.dumps(item))
     path = out / ("synthetic_amodal.jsonl" if amodal else "synthetic.jsonl")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -1,9 +1,11 @@
 """Synthetic table-top scenes with partial occlusion, deterministic by seed.
 
-Objects of a few kinds, colours and sizes are drawn back to front, so nearer objects hide parts
-of farther ones. For every object the scene knows its amodal box (full extent), its visible box
-(from the pixels actually shown, via an object-id mask), how much of it is hidden and by whom.
-Used by the simulated camera, the demo, the EGM-Tiny training data and ``egm-eval --synthetic``.
+Objects of a few kinds, colours and sizes stand on a table and are drawn back to front (lower
+on the table = nearer the camera), so nearer objects hide parts of farther ones; some are placed
+on purpose so that a front object hides 20-70 % of a back one. Every object's silhouette is also
+rendered alone, which gives exact annotations: the amodal box (full extent), the visible box
+(the pixels actually shown, from an object-id mask), the visible fraction, and who hides it from
+which side. Used by the simulated camera, the demo, EGM-Tiny's training data and ``egm-eval``.
 """
 
 from __future__ import annotations
@@ -17,22 +19,45 @@ from egm_ros.core.types import Box
 
 KINDS = ("mug", "box", "ball", "bottle", "book")
 COLOURS = {
-    "red": (210, 40, 40),
-    "green": (40, 170, 60),
+    "red": (200, 40, 40),
+    "green": (40, 160, 60),
     "blue": (40, 80, 210),
     "yellow": (230, 200, 40),
     "purple": (140, 60, 170),
     "orange": (240, 130, 30),
 }
+#: Scale factor of each size word.
+SIZES = {"small": 0.8, "large": 1.25}
 #: (width, height) of each kind at scale 1, in pixels of a 224 x 224 image.
 BASE_SIZE = {
-    "mug": (34, 38),
-    "box": (44, 40),
-    "ball": (34, 34),
-    "bottle": (20, 56),
-    "book": (52, 30),
+    "mug": (40, 44),
+    "box": (48, 48),
+    "ball": (38, 38),
+    "bottle": (24, 66),
+    "book": (62, 28),
 }
-SIZES = {"small": 0.8, "large": 1.25}
+MIN_SIZE = 224
+BACKGROUND = 255  # object-id mask value where no object is shown
+TABLE_TOP = 0.35  # the table starts this far down the image
+#: A deliberate occlusion hides this share of the back object.
+DELIBERATE_COVER = (0.2, 0.7)
+#: Every object keeps at least this much of itself visible (so it can be referred to).
+MIN_VISIBLE = 0.3
+#: Overlaps are either absent or at least this large: no grazing contacts of a few pixels.
+MIN_COVER = 0.08
+#: A deliberate occlusion moves at least one side of the visible box in by this share.
+MIN_EXTENSION = 0.1
+#: At most this many objects share kind, colour and size.
+MAX_TWINS = 2
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """One object hiding part of another."""
+
+    by: int  # index of the occluding (nearer) object
+    side: str  # where on the hidden object the hidden part is: left, right, top or bottom
+    fraction: float  # share of the hidden object's silhouette this occluder covers
 
 
 @dataclass
@@ -40,161 +65,278 @@ class SceneObject:
     index: int
     kind: str
     colour: str
-    size: str
-    depth: int  # 0 = farthest; drawn first
-    amodal: Box
-    visible: Box | None = None
-    visible_fraction: float = 1.0
-    occluders: list[int] = field(default_factory=list)
-    hidden_sides: list[str] = field(default_factory=list)  # where the hidden part is
+    size: str  # "small" or "large"
+    depth: int  # rank from the back: 0 = farthest, drawn first
+    amodal: Box  # full extent (pixel bounds of the whole silhouette)
+    visible: Box  # pixel bounds of the pixels actually shown
+    visible_fraction: float
+    occlusions: list[Occlusion] = field(default_factory=list)  # largest first
 
     @property
     def name(self) -> str:
+        """Colour and kind, e.g. ``"red mug"`` (the answer's label)."""
         return f"{self.colour} {self.kind}"
+
+    @property
+    def full_name(self) -> str:
+        """Size, colour and kind, e.g. ``"small red mug"``."""
+        return f"{self.size} {self.colour} {self.kind}"
+
+    @property
+    def occluders(self) -> list[int]:
+        return [o.by for o in self.occlusions]
+
+    def extension(self) -> dict[str, float]:
+        """How far the full object reaches past its visible box on each side, as a share of
+        the full object's width or height (only sides where it does)."""
+        a, v = self.amodal, self.visible
+        out = {
+            "left": (v.x1 - a.x1) / a.width,
+            "right": (a.x2 - v.x2) / a.width,
+            "top": (v.y1 - a.y1) / a.height,
+            "bottom": (a.y2 - v.y2) / a.height,
+        }
+        return {side: share for side, share in out.items() if share > 0}
 
 
 @dataclass
 class Scene:
     seed: int
-    image: np.ndarray
+    image: np.ndarray  # H x W x 3 uint8
     objects: list[SceneObject]
+    mask: np.ndarray  # H x W uint8: index of the object shown at each pixel, else BACKGROUND
 
     @property
     def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
         return self.image.shape[1], self.image.shape[0]
 
 
-def _draw(draw: ImageDraw.ImageDraw, kind: str, box: Box, fill, ident: int | None = None):
-    """Draw one object's silhouette (``ident`` given: into the id mask, flat)."""
-    colour = ident if ident is not None else fill
-    outline = ident if ident is not None else tuple(max(0, c - 70) for c in fill)
-    x1, y1, x2, y2 = box.x1, box.y1, box.x2, box.y2
+@dataclass
+class _Placed:
+    kind: str
+    colour: str
+    size: str
+    box: tuple[float, float, float, float]
+    silhouette: np.ndarray  # bool H x W
+
+
+def _draw(draw: ImageDraw.ImageDraw, kind: str, box, fill, ident: int | None = None) -> None:
+    """Draw one object: its silhouette flat in ``ident`` (mask), or shaded in ``fill``.
+
+    Both variants issue the same outer shapes, so a mask covers exactly the drawn pixels;
+    details (highlights, faces, spines) stay inside the silhouette."""
+    x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
+    flat = ident is not None
+    base = ident if flat else tuple(fill)
+    edge = ident if flat else tuple(max(0, c - 70) for c in fill)
+    light = ident if flat else tuple(min(255, c + 60) for c in fill)
     if kind == "ball":
-        draw.ellipse([x1, y1, x2, y2], fill=colour, outline=outline, width=2)
+        draw.ellipse([x1, y1, x2, y2], fill=base, outline=edge, width=2)
+        if not flat:
+            draw.ellipse([x1 + w * 0.25, y1 + h * 0.2, x1 + w * 0.45, y1 + h * 0.38], fill=light)
     elif kind == "mug":
-        draw.ellipse(
-            [x2 - w * 0.35, y1 + h * 0.25, x2, y1 + h * 0.7],
-            outline=outline,
-            width=max(2, int(w * 0.1)),
-        )
-        draw.rectangle([x1, y1, x2 - w * 0.2, y2], fill=colour, outline=outline, width=2)
-    elif kind == "bottle":
-        draw.rectangle(
-            [x1 + w * 0.3, y1, x2 - w * 0.3, y1 + h * 0.3], fill=colour, outline=outline, width=1
-        )
+        handle = [x2 - w * 0.36, y1 + h * 0.22, x2, y1 + h * 0.68]
+        draw.ellipse(handle, outline=edge, width=max(3, round(w * 0.12)))
         draw.rounded_rectangle(
-            [x1, y1 + h * 0.25, x2, y2],
-            radius=max(1, w * 0.3),
-            fill=colour,
-            outline=outline,
-            width=2,
+            [x1, y1, x2 - w * 0.2, y2], radius=max(2, w * 0.12), fill=base, outline=edge, width=2
         )
+        if not flat:
+            draw.line([x1 + 2, y1 + h * 0.15, x2 - w * 0.2 - 2, y1 + h * 0.15], fill=light)
+    elif kind == "bottle":
+        draw.rectangle([x1 + w * 0.32, y1, x2 - w * 0.32, y1 + h * 0.32], fill=base, outline=edge)
+        draw.rounded_rectangle(
+            [x1, y1 + h * 0.28, x2, y2], radius=max(2, w * 0.3), fill=base, outline=edge, width=2
+        )
+        if not flat:
+            draw.rectangle([x1 + w * 0.32, y1, x2 - w * 0.32, y1 + h * 0.07], fill=edge)
+            draw.rectangle([x1 + 3, y1 + h * 0.5, x2 - 3, y1 + h * 0.7], fill=light)
     elif kind == "book":
-        draw.rectangle([x1, y1, x2, y2], fill=colour, outline=outline, width=2)
-        if ident is None:
-            draw.line([x1 + w * 0.1, y1, x1 + w * 0.1, y2], fill=outline, width=2)
-    else:  # box
-        draw.rectangle([x1, y1, x2, y2], fill=colour, outline=outline, width=2)
-        if ident is None:
-            draw.line([x1, y1, x2, y2], fill=outline, width=1)
+        draw.rectangle([x1, y1, x2, y2], fill=base, outline=edge, width=2)
+        if not flat:
+            draw.rectangle([x1 + 3, y1 + h * 0.55, x2 - 3, y2 - 3], fill=(235, 230, 215))
+            draw.line([x1 + w * 0.12, y1 + 2, x1 + w * 0.12, y2 - 2], fill=edge, width=2)
+    elif kind == "box":  # a cube seen from above-right: hexagonal silhouette, three faces
+        d = w * 0.25
+        outline = [(x1, y1 + d), (x1 + d, y1), (x2, y1), (x2, y2 - d), (x2 - d, y2), (x1, y2)]
+        draw.polygon(outline, fill=base, outline=edge, width=2)
+        if not flat:
+            draw.polygon(
+                [(x1 + 2, y1 + d), (x1 + d, y1 + 2), (x2 - 2, y1 + 2), (x2 - d, y1 + d)], fill=light
+            )
+            draw.line([(x2 - d, y1 + d), (x2 - d, y2 - 2)], fill=edge, width=2)
+            draw.line([(x2 - d, y1 + d), (x2 - 2, y1 + 2)], fill=edge, width=1)
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+
+
+def _silhouette(kind: str, box, size: int) -> np.ndarray:
+    canvas = Image.new("L", (size, size), 0)
+    _draw(ImageDraw.Draw(canvas), kind, box, None, ident=1)
+    return np.asarray(canvas) == 1
+
+
+def _depth_order(placed: list[_Placed]) -> list[int]:
+    """Indices back to front: a higher bottom edge stands farther back on the table."""
+    return sorted(range(len(placed)), key=lambda i: (placed[i].box[3], i))
+
+
+def _compose(placed: list[_Placed], size: int) -> np.ndarray:
+    mask = np.full((size, size), BACKGROUND, np.uint8)
+    for i in _depth_order(placed):
+        mask[placed[i].silhouette] = i
+    return mask
+
+
+def _acceptable(placed: list[_Placed], size: int, pair: tuple[int, int] | None) -> bool:
+    """Every object stays recognisable, overlaps are real or absent, and a deliberate
+    ``(back, front)`` pair has the intended share hidden."""
+    mask = _compose(placed, size)
+    rank = {i: r for r, i in enumerate(_depth_order(placed))}
+    for i, obj in enumerate(placed):
+        total = obj.silhouette.sum()
+        if (mask == i).sum() < MIN_VISIBLE * total:
+            return False
+        for j, other in enumerate(placed):
+            if rank[j] > rank[i]:
+                cover = (obj.silhouette & other.silhouette).sum() / total
+                if 0 < cover < MIN_COVER:
+                    return False
+                if pair == (i, j) and not (
+                    DELIBERATE_COVER[0] <= cover <= DELIBERATE_COVER[1]
+                    and _shrinks(obj.silhouette, mask == i)
+                ):
+                    return False
+    return True
+
+
+def _shrinks(own: np.ndarray, shown: np.ndarray) -> bool:
+    """Whether the visible box is at least MIN_EXTENSION smaller than the full one on some
+    side (hiding a corner does not change a box: the amodal box must be inferred)."""
+    full, seen = _bounds(own), _bounds(shown)
+    return (
+        max(seen.x1 - full.x1, full.x2 - seen.x2) >= MIN_EXTENSION * full.width
+        or max(seen.y1 - full.y1, full.y2 - seen.y2) >= MIN_EXTENSION * full.height
+    )
+
+
+def _box_in_front_of(back: _Placed, w: float, h: float, size: int, rng: np.random.Generator):
+    """A box that stands nearer than ``back`` and overlaps it, or None if it cannot fit."""
+    bx1, by1, bx2, by2 = back.box
+    bottom = by2 + rng.uniform(0.15, 0.75) * h
+    cx = (bx1 + bx2) / 2 + rng.uniform(-0.8, 0.8) * ((bx2 - bx1) + w) / 2
+    if bottom > size - 2 or not w / 2 + 2 <= cx <= size - w / 2 - 2:
+        return None
+    return (cx - w / 2, bottom - h, cx + w / 2, bottom)
+
+
+def _box_anywhere(w: float, h: float, size: int, rng: np.random.Generator):
+    cx = rng.uniform(w / 2 + 2, size - w / 2 - 2)
+    bottom = rng.uniform(size * TABLE_TOP + h * 0.6, size - 2)
+    return (cx - w / 2, bottom - h, cx + w / 2, bottom)
 
 
 def generate_scene(
-    seed: int, *, size: int = 224, min_objects: int = 3, max_objects: int = 5
+    seed: int, *, size: int = 224, min_objects: int = 3, max_objects: int = 6
 ) -> Scene:
-    """A scene from ``seed``: same seed, same pixels and annotations."""
+    """The scene of ``seed``: the same seed gives the same pixels and annotations."""
+    if size < MIN_SIZE:
+        raise ValueError(f"scene size must be at least {MIN_SIZE}, got {size}")
     rng = np.random.default_rng(seed)
     scale = size / 224.0
     count = int(rng.integers(min_objects, max_objects + 1))
-    objects: list[SceneObject] = []
-    table_top = size * 0.35
-    for i in range(count):
-        kind = str(rng.choice(KINDS))
-        colour = str(rng.choice(list(COLOURS)))
+    # Few kinds and colours per scene, so similar candidates (two mugs, two red things) occur.
+    kinds = [str(k) for k in rng.choice(KINDS, int(rng.integers(2, 5)), replace=False)]
+    colours = [str(c) for c in rng.choice(list(COLOURS), int(rng.integers(2, 5)), replace=False)]
+    placed: list[_Placed] = []
+    for _ in range(60 * max_objects):
+        if len(placed) >= count:
+            break
+        kind, colour = str(rng.choice(kinds)), str(rng.choice(colours))
         size_name = str(rng.choice(list(SIZES)))
-        bw, bh = BASE_SIZE[kind]
-        w, h = bw * SIZES[size_name] * scale, bh * SIZES[size_name] * scale
-        if i > 0 and rng.random() < 0.6:
-            # Put it in front of an earlier object, overlapping part of it.
-            other = objects[int(rng.integers(0, i))].amodal
-            cx = other.center[0] + rng.uniform(-0.7, 0.7) * other.width
-            bottom = other.y2 + rng.uniform(0.05, 0.5) * h
+        twins = sum((p.kind, p.colour, p.size) == (kind, colour, size_name) for p in placed)
+        if twins >= MAX_TWINS:
+            continue
+        w = BASE_SIZE[kind][0] * SIZES[size_name] * scale
+        h = BASE_SIZE[kind][1] * SIZES[size_name] * scale
+        pair = None
+        if placed and rng.random() < 0.6:
+            back = int(rng.integers(len(placed)))
+            box = _box_in_front_of(placed[back], w, h, size, rng)
+            pair = (back, len(placed))
         else:
-            cx = rng.uniform(w / 2 + 4, size - w / 2 - 4)
-            bottom = rng.uniform(table_top + h, size - 6)
-        cx = float(np.clip(cx, w / 2 + 2, size - w / 2 - 2))
-        bottom = float(np.clip(bottom, table_top + h * 0.5, size - 2))
-        box = Box(cx - w / 2, bottom - h, cx + w / 2, bottom)
-        objects.append(SceneObject(i, kind, colour, size_name, depth=0, amodal=box))
-    # Depth order: lower on the table (larger bottom y) is nearer the camera.
-    for depth, obj in enumerate(sorted(objects, key=lambda o: o.amodal.y2)):
-        obj.depth = depth
-    _avoid_duplicate_names(objects, rng)
-    image, mask = _render(objects, size, rng)
-    _annotate_visibility(objects, mask)
-    return Scene(seed=seed, image=image, objects=objects)
+            box = _box_anywhere(w, h, size, rng)
+        if box is None:
+            continue
+        candidate = _Placed(kind, colour, size_name, box, _silhouette(kind, box, size))
+        if _acceptable([*placed, candidate], size, pair):
+            placed.append(candidate)
+    if len(placed) < min_objects:
+        raise RuntimeError(f"seed {seed}: could not place {min_objects} objects")
+    image, mask = _render(placed, size, rng)
+    return Scene(seed=seed, image=image, objects=_annotate(placed, mask), mask=mask)
 
 
-def _avoid_duplicate_names(objects: list[SceneObject], rng: np.random.Generator) -> None:
-    """At most two objects share kind and colour (ordinal expressions need some repeats)."""
-    seen: dict[str, int] = {}
-    for obj in objects:
-        while seen.get(obj.name, 0) >= 2:
-            obj.colour = str(rng.choice(list(COLOURS)))
-        seen[obj.name] = seen.get(obj.name, 0) + 1
-
-
-def _render(
-    objects: list[SceneObject], size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    wall = np.array([200, 205, 215]) + rng.integers(-15, 15, 3)
-    table = np.array([170, 140, 105]) + rng.integers(-15, 15, 3)
+def _render(placed: list[_Placed], size: int, rng: np.random.Generator):
+    """Wall and table with a slight wood grain, objects back to front, a little noise."""
+    top = int(size * TABLE_TOP)
     base = np.empty((size, size, 3), np.float32)
-    top = int(size * 0.35)
-    base[:top] = wall
-    base[top:] = table
-    base += rng.normal(0, 4, base.shape)
-    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-    mask = Image.new("L", (size, size), 255)
-    draw, mdraw = ImageDraw.Draw(img), ImageDraw.Draw(mask)
-    for obj in sorted(objects, key=lambda o: o.depth):
-        _draw(draw, obj.kind, obj.amodal, COLOURS[obj.colour])
-        _draw(mdraw, obj.kind, obj.amodal, None, ident=obj.index)
-    return np.asarray(img), np.asarray(mask)
+    base[:top] = np.array([200, 205, 215]) + rng.integers(-15, 16, 3)
+    base[top:] = np.array([170, 140, 105]) + rng.integers(-15, 16, 3)
+    rows = np.arange(size - top, dtype=np.float32)[:, None]
+    base[top:] += (5 * np.sin(rows * rng.uniform(0.3, 0.6) + rng.uniform(0, 6.3)))[..., None]
+    img = Image.fromarray(base.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for i in _depth_order(placed):
+        obj = placed[i]
+        _draw(draw, obj.kind, obj.box, COLOURS[obj.colour])
+    noise = rng.standard_normal((size, size, 3), dtype=np.float32) * 3
+    image = np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8)
+    return image, _compose(placed, size)
 
 
-def _annotate_visibility(objects: list[SceneObject], mask: np.ndarray) -> None:
-    full = Image.new("L", mask.shape[::-1], 255)
-    for obj in objects:
-        full.paste(255, (0, 0, *full.size))
-        _draw(ImageDraw.Draw(full), obj.kind, obj.amodal, None, ident=obj.index)
-        own = np.asarray(full) == obj.index
-        shown = mask == obj.index
-        total = int(own.sum())
-        obj.visible_fraction = float(shown.sum()) / total if total else 0.0
-        ys, xs = np.nonzero(shown)
-        obj.visible = (
-            Box(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-            if xs.size
-            else None
+def _bounds(pixels: np.ndarray) -> Box:
+    cols, rows = np.flatnonzero(pixels.any(axis=0)), np.flatnonzero(pixels.any(axis=1))
+    return Box(float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+
+
+def _side(hidden: np.ndarray, box: Box) -> str:
+    """Where the hidden pixels lie relative to the object's centre."""
+    ys, xs = np.nonzero(hidden)
+    cx, cy = box.center
+    dx, dy = (xs.mean() + 0.5 - cx) / box.width, (ys.mean() + 0.5 - cy) / box.height
+    if abs(dx) > abs(dy):
+        return "right" if dx > 0 else "left"
+    return "bottom" if dy > 0 else "top"
+
+
+def _annotate(placed: list[_Placed], mask: np.ndarray) -> list[SceneObject]:
+    rank = {i: r for r, i in enumerate(_depth_order(placed))}
+    objects = []
+    for i, obj in enumerate(placed):
+        own = obj.silhouette
+        amodal = _bounds(own)
+        occlusions = []
+        for j, other in enumerate(placed):
+            hidden = own & other.silhouette
+            if rank[j] > rank[i] and hidden.any():
+                occlusions.append(
+                    Occlusion(j, _side(hidden, amodal), float(hidden.sum() / own.sum()))
+                )
+        occlusions.sort(key=lambda o: -o.fraction)
+        shown = mask == i
+        objects.append(
+            SceneObject(
+                index=i,
+                kind=obj.kind,
+                colour=obj.colour,
+                size=obj.size,
+                depth=rank[i],
+                amodal=amodal,
+                visible=_bounds(shown),
+                visible_fraction=float(shown.sum() / own.sum()),
+                occlusions=occlusions,
+            )
         )
-        hiding = mask[own & ~shown]
-        obj.occluders = sorted({int(v) for v in np.unique(hiding) if v != 255})
-        obj.hidden_sides = _hidden_sides(obj)
-
-
-def _hidden_sides(obj: SceneObject) -> list[str]:
-    if obj.visible is None:
-        return ["all"]
-    a, v, sides = obj.amodal, obj.visible, []
-    tol_x, tol_y = 0.08 * a.width, 0.08 * a.height
-    if v.y2 < a.y2 - tol_y:
-        sides.append("down")
-    if v.y1 > a.y1 + tol_y:
-        sides.append("up")
-    if v.x1 > a.x1 + tol_x:
-        sides.append("left")
-    if v.x2 < a.x2 - tol_x:
-        sides.append("right")
-    return sides
+    return objects
