@@ -21,7 +21,8 @@ from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
 from egm_ros.engines import BACKENDS, EngineSettings, create_engine
 from egm_ros.engines.base import SamplingParams
 
-DEFAULT_BACKEND = "embedded"
+#: "embedded" once EGM-Tiny ships (issue #6); until then the OpenAI-compatible server.
+DEFAULT_BACKEND = "openai"
 
 EXIT_CODES = {
     Status.OK: 0,
