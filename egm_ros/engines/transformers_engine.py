@@ -23,6 +23,7 @@ from pathlib import Path
 
 from egm_ros.core.types import GroundingError, Status
 from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
+from egm_ros.engines.batching import next_batch
 
 try:  # the engine module is imported only when this backend is chosen
     from transformers import StoppingCriteria
@@ -154,21 +155,9 @@ class TransformersEngine(Engine):
 
     # ------------------------------------------------------------------ worker
     def _serve(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            end = time.monotonic() + self.batch_window
-            while len(batch) < self.max_batch_size:
-                try:
-                    nxt = self._queue.get(timeout=max(0.0, end - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
+        while (
+            batch := next_batch(self._queue, self.max_batch_size, self.batch_window)
+        ) is not None:
             live = [j for j in batch if not j.future.cancelled() and not j.abort.is_set()]
             if not live:
                 continue
