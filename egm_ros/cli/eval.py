@@ -23,15 +23,15 @@ from typing import TextIO
 
 import numpy as np
 
+from egm_ros.cli.common import engine_settings, grounder_config
 from egm_ros.core.families import Family
 from egm_ros.core.geometry import iou
-from egm_ros.core.grounder import DEFAULT_MAX_PIXELS, Grounder, GrounderConfig
+from egm_ros.core.grounder import Grounder
 from egm_ros.core.images import load_image_file
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
 from egm_ros.data.eval_records import EvalRecord, read_records, synthetic_records
-from egm_ros.engines import BACKENDS, EngineSettings, create_engine
-from egm_ros.engines.base import SamplingParams
+from egm_ros.engines import BACKENDS, create_engine
 
 DEFAULT_SYNTHETIC_N = 200
 
@@ -185,7 +185,7 @@ def _output_stream(backend: str) -> TextIO:
     goes to a saved copy of the real stdout, as ``egm-ground`` does."""
     if backend == "openai":
         return sys.stdout
-    from egm_ros.cli.ground import answer_stream
+    from egm_ros.cli.common import answer_stream
 
     return answer_stream()
 
@@ -201,29 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("egm-eval: error: no records to evaluate", file=sys.stderr)
         return 2
     out = _output_stream(args.backend)
-    settings = EngineSettings(
-        backend=args.backend,
-        model=args.model,
-        base_url=args.base_url,
-        timeout=args.timeout,
-        max_pixels=args.max_pixels,
-        api_key_env=args.api_key_env,
-        api_key_file=args.api_key_file,
-        verify_tls=not args.insecure,
-    )
+    settings = engine_settings(args)
     try:
         engine = create_engine(settings)
     except GroundingError as err:
         print(f"egm-eval: error: {err.status.value}: {err.message}", file=sys.stderr)
         return 3 if err.status is Status.ENGINE_UNAVAILABLE else 2
-    config = GrounderConfig(
-        family=Family(args.family) if args.family else None,
-        prompt_style=PromptStyle(args.prompt_style),
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-        sampling=SamplingParams(max_new_tokens=args.max_new_tokens),
-        timeout=args.timeout,
-        thinking=not args.no_thinking,
-    )
+    config = grounder_config(args, thinking=not args.no_thinking)
     with engine:
         outcomes = evaluate(Grounder(engine, config), records, args.concurrency)
         model = engine.model_name

@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
 
+from egm_ros.cli.common import answer_stream, engine_settings, grounder_config
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
-from egm_ros.engines import BACKENDS, EngineSettings, create_engine
-from egm_ros.engines.base import SamplingParams
+from egm_ros.engines import BACKENDS, create_engine
 
 #: "embedded" once EGM-Tiny ships (issue #6); until then the OpenAI-compatible server.
 DEFAULT_BACKEND = "openai"
@@ -102,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> GroundingOutcome:
     """Load the image, build the engine and ground; every failure is an outcome, not a raise."""
-    from egm_ros.core.grounder import DEFAULT_MAX_PIXELS, Grounder, GrounderConfig
+    from egm_ros.core.grounder import Grounder
     from egm_ros.core.images import load_image_file
 
     mode = Mode.AMODAL if args.amodal else Mode.VISIBLE
@@ -112,30 +110,14 @@ def run(args: argparse.Namespace) -> GroundingOutcome:
         return GroundingOutcome(
             status=err.status, message=err.message, prompt=args.prompt, mode=mode
         )
-    settings = EngineSettings(
-        backend=args.backend,
-        model=args.model,
-        base_url=args.base_url,
-        timeout=args.timeout,
-        max_pixels=args.max_pixels,
-        api_key_env=args.api_key_env,
-        api_key_file=args.api_key_file,
-        verify_tls=not args.insecure,
-    )
+    settings = engine_settings(args)
     try:
         engine = create_engine(settings)
     except GroundingError as err:
         return GroundingOutcome(
             status=err.status, message=err.message, prompt=args.prompt, mode=mode
         )
-    config = GrounderConfig(
-        family=Family(args.family) if args.family else None,
-        prompt_style=PromptStyle(args.prompt_style),
-        mode=mode,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-        sampling=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
-        timeout=args.timeout,
-    )
+    config = grounder_config(args, mode)
     if args.backend == "embedded" and not args.json:
         from egm_ros.models.embedded import NOTICE
 
@@ -176,16 +158,6 @@ def summary(outcome: GroundingOutcome) -> str:
         f"(inference {outcome.latency.inference_ms:.0f} ms)"
     )
     return "\n".join(lines)
-
-
-def answer_stream() -> TextIO:
-    """A stream for the answer only. Engine libraries (vLLM and its engine processes, also at
-    exit) write logs to file descriptor 1; it is pointed at stderr for the rest of the
-    process, and the answer goes to a duplicate of the real stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    return os.fdopen(saved, "w", buffering=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,59 @@
+"""What the command-line tools share: engine and grounder settings from their common flags, and
+a stdout that carries only the answer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from egm_ros.core.families import Family
+from egm_ros.core.grounder import DEFAULT_MAX_PIXELS, GrounderConfig
+from egm_ros.core.prompts import PromptStyle
+from egm_ros.core.types import Mode
+from egm_ros.engines import EngineSettings
+from egm_ros.engines.base import SamplingParams
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """From --backend, --model, --base-url, --timeout, --max-pixels, --api-key-env,
+    --api-key-file and --insecure."""
+    return EngineSettings(
+        backend=args.backend,
+        model=args.model,
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_pixels=args.max_pixels,
+        api_key_env=args.api_key_env,
+        api_key_file=args.api_key_file,
+        verify_tls=not args.insecure,
+    )
+
+
+def grounder_config(
+    args: argparse.Namespace, mode: Mode = Mode.VISIBLE, thinking: bool = True
+) -> GrounderConfig:
+    """From --family, --prompt-style, --max-pixels, --max-new-tokens, --timeout (and
+    --temperature where the tool has it)."""
+    return GrounderConfig(
+        family=Family(args.family) if args.family else None,
+        prompt_style=PromptStyle(args.prompt_style),
+        mode=mode,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        sampling=SamplingParams(
+            max_new_tokens=args.max_new_tokens, temperature=getattr(args, "temperature", 0.0)
+        ),
+        timeout=args.timeout,
+        thinking=thinking,
+    )
+
+
+def answer_stream() -> TextIO:
+    """A stream for the answer only. Engine libraries (vLLM and its engine processes, also at
+    exit) write logs to file descriptor 1; it is pointed at stderr for the rest of the
+    process, and the answer goes to a duplicate of the real stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(saved, "w", buffering=1)
