@@ -18,9 +18,23 @@ def test_demo_answers_every_command_and_writes_pictures(tiny_model_dir, tmp_path
     exe = shutil.which("egm-demo", path=str(Path(sys.executable).parent))
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [exe, "--backend", "transformers", "--model", str(tiny_model_dir), "--scenes", "1",
-         "--out", str(out), "--timeout", "240"],
-        capture_output=True, text=True, timeout=400)
+        [
+            exe,
+            "--backend",
+            "transformers",
+            "--model",
+            str(tiny_model_dir),
+            "--scenes",
+            "1",
+            "--out",
+            str(out),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "2 results" in proc.stdout and f"annotated pictures in {out}" in proc.stdout
     pictures = sorted(p.name for p in out.glob("*.png"))
@@ -37,7 +51,8 @@ def test_demo_without_the_embedded_model_says_so(tmp_path: Path) -> None:
     except Exception:  # noqa: BLE001 - the GroundingError this test is about
         pass
     exe = shutil.which("egm-demo", path=str(Path(sys.executable).parent))
-    proc = subprocess.run([exe, "--out", str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [exe, "--out", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 3
     assert "embedded EGM-Tiny model is missing" in proc.stderr
