@@ -29,18 +29,27 @@ def clip_box(box: Box, width: float, height: float) -> Box:
 
 
 def scale_box(box: Box, sx: float, sy: float) -> Box:
+    """``box`` in an image resized by ``sx`` x ``sy`` (e.g. model input back to source)."""
     return Box(box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy)
 
 
 def relative_to_pixels(box: Box, width: float, height: float) -> Box:
-    """0..1000 relative coordinates (Qwen3-VL, InternVL) to pixels of a width x height image."""
-    return scale_box(box, width / 1000.0, height / 1000.0)
+    """0..1000 relative coordinates (Qwen3-VL, InternVL) to pixels of a width x height image.
+    Multiplies before dividing, so integer answers on integer sizes map exactly."""
+    return Box(
+        box.x1 * width / 1000.0,
+        box.y1 * height / 1000.0,
+        box.x2 * width / 1000.0,
+        box.y2 * height / 1000.0,
+    )
 
 
 def box_to_center_size(box: Box) -> tuple[float, float, float, float]:
+    """(cx, cy, w, h): the layout of the ROS message (vision_msgs style)."""
     cx, cy = box.center
     return cx, cy, box.width, box.height
 
 
 def center_size_to_box(cx: float, cy: float, w: float, h: float) -> Box:
+    """Inverse of :func:`box_to_center_size`; a negative size gives the same ordered box."""
     return make_box(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)

@@ -2,9 +2,10 @@
 
 Written against plain fields (encoding, width, height, step, data bytes) so the ROS node only
 hands over message fields and everything here is testable without ROS. No copy is made where
-none is needed: ``rgb8`` (with any row padding) comes back as a view on the message buffer and
-``bgr8`` as a reversed-channel view; other encodings are converted into one new array. Every
-size field is checked against the buffer before anything is allocated from it.
+none is needed: ``rgb8``/``8UC3`` (with any row padding) come back as a view on the message
+buffer, ``bgr8``, ``rgba8`` and ``bgra8`` as channel-selecting views; mono, 16-bit and YUV
+encodings are converted into one new array. Every size field is checked against the buffer
+before anything is allocated from it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from egm_ros.core.types import GroundingError, Status
 
@@ -34,9 +35,14 @@ ENCODINGS: dict[str, tuple[int, int, str]] = {
     "yuv422_yuy2": (2, 2, "u1"),  # YUYV
     "yuyv": (2, 2, "u1"),
 }
+_UYVY = ("yuv422", "uyvy")
+_YUV422 = (*_UYVY, "yuv422_yuy2", "yuyv")
 MAX_SIDE = 16384
 #: Compressed images larger than this many pixels are refused before decoding.
 MAX_DECODED_PIXELS = 8192 * 8192
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: compressed_depth_image_transport puts a 12-byte config header before the PNG.
+_DEPTH_HEADER = 12
 
 
 def _invalid(message: str) -> GroundingError:
@@ -44,10 +50,11 @@ def _invalid(message: str) -> GroundingError:
 
 
 def _buffer(data) -> np.ndarray:
-    """A flat uint8 view of bytes, bytearray, memoryview, array.array or a numpy array."""
-    if isinstance(data, np.ndarray):
-        return data.reshape(-1).view(np.uint8)
+    """A flat, contiguous uint8 view of bytes, bytearray, memoryview, array.array or a
+    numpy array (a strided numpy array is copied: the strided views below assume bytes)."""
     try:
+        if isinstance(data, np.ndarray):
+            return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
         return np.frombuffer(data, dtype=np.uint8)
     except (TypeError, ValueError) as err:
         raise _invalid(f"image data is not a byte buffer ({type(data).__name__})") from err
@@ -56,7 +63,8 @@ def _buffer(data) -> np.ndarray:
 def image_to_rgb(
     encoding: str, width: int, height: int, step: int, data, is_bigendian: bool = False
 ) -> np.ndarray:
-    """The content of a ``sensor_msgs/Image`` as an H x W x 3 uint8 RGB array."""
+    """The content of a ``sensor_msgs/Image`` as an H x W x 3 uint8 RGB array (read-only
+    when it is a view on ``data``)."""
     if encoding not in ENCODINGS:
         supported = ", ".join(sorted(ENCODINGS))
         raise _invalid(f"unsupported image encoding {encoding!r} (supported: {supported})")
@@ -64,96 +72,128 @@ def image_to_rgb(
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise _invalid(f"image size {width}x{height} out of range (1..{MAX_SIDE} per side)")
     if step < width * bpp:
-        raise _invalid(f"step {step} is smaller than width x {bpp} bytes = {width * bpp}")
+        raise _invalid(f"step {step} is smaller than width {width} x {bpp} bytes = {width * bpp}")
     buf = _buffer(data)
-    needed = step * (height - 1) + width * bpp
-    if buf.size < needed:
+    if buf.size < step * height:
         raise _invalid(
             f"image data has {buf.size} bytes, {encoding} {width}x{height} with step {step} "
-            f"needs {step * height}"
+            f"needs step x height = {step * height}"
         )
-    if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv") and width % 2:
+    if encoding in _YUV422 and width % 2:
         raise _invalid(f"{encoding} needs an even width, got {width}")
     rows = np.lib.stride_tricks.as_strided(
         buf, shape=(height, width * bpp), strides=(step, 1), writeable=False
     )
     if kind == "u2":
         dtype = np.dtype(">u2" if is_bigendian else "<u2")
-        if step % 2 == 0 and buf.ctypes.data % 2 == 0:
-            pixels = buf[: step * (height - 1) + width * 2].view(dtype)
-            grey16 = np.lib.stride_tricks.as_strided(
-                pixels, shape=(height, width), strides=(step, 2), writeable=False
-            )
+        if step % 2 == 0:  # numpy handles unaligned views, only the row stride must fit
+            grey16 = buf[: step * height].view(dtype).reshape(height, step // 2)[:, :width]
         else:
             grey16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
         grey = _depth_to_8bit(grey16) if encoding == "16UC1" else (grey16 >> 8).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    pixels = rows.reshape(height, width * bpp // channels, channels) if channels > 1 else rows
-    if encoding in ("rgb8", "8UC3"):
-        return pixels
+        return _grey_to_rgb(grey)
+    if encoding in ("mono8", "8UC1"):
+        return _grey_to_rgb(rows)
+    if encoding in _YUV422:
+        return _yuv422_to_rgb(rows.reshape(height, width // 2, 4), uyvy=encoding in _UYVY)
+    pixels = rows.reshape(height, width, channels)
     if encoding == "bgr8":
         return pixels[:, :, ::-1]
     if encoding == "rgba8":
         return pixels[:, :, :3]
     if encoding == "bgra8":
         return pixels[:, :, 2::-1]
-    if encoding in ("mono8", "8UC1"):
-        return np.repeat(rows[:, :, None], 3, axis=2)
-    return _yuv422_to_rgb(rows.reshape(height, width // 2, 4), uyvy=encoding in ("yuv422", "uyvy"))
+    return pixels  # rgb8, 8UC3
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    out = np.empty((*grey.shape, 3), np.uint8)
+    for c in range(3):  # three plane copies: several times faster than np.repeat
+        out[:, :, c] = grey
+    return out
+
+
+def contiguous_rgb(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` as a C-contiguous array for Pillow; a view such as bgr8's reversed channels
+    is copied plane by plane, which is several times faster than ``np.ascontiguousarray``
+    (whose inner loop would run over the 3 channels)."""
+    if rgb.flags.c_contiguous:
+        return rgb
+    out = np.empty(rgb.shape, rgb.dtype)
+    if rgb.ndim != 3:
+        out[...] = rgb
+        return out
+    for c in range(rgb.shape[2]):
+        out[:, :, c] = rgb[:, :, c]
+    return out
 
 
 def _depth_to_8bit(depth: np.ndarray) -> np.ndarray:
-    """Depth (16UC1, 0 = no reading) stretched over its valid range so it is visible."""
+    """Depth (0 = no reading) stretched over its valid range so it is visible; a flat valid
+    range shows as white so it stays distinct from missing readings."""
     valid = depth[depth > 0]
     if valid.size == 0:
         return np.zeros(depth.shape, np.uint8)
     lo, hi = int(valid.min()), int(valid.max())
-    scaled = (depth.astype(np.float32) - lo) * (255.0 / max(1, hi - lo))
+    if hi == lo:
+        return np.where(depth > 0, 255, 0).astype(np.uint8)
+    scaled = (depth.astype(np.float32) - lo) * (255.0 / (hi - lo))
     out = np.clip(scaled, 0, 255).astype(np.uint8)
     out[depth == 0] = 0
     return out
 
 
 def _yuv422_to_rgb(quads: np.ndarray, uyvy: bool) -> np.ndarray:
-    """4:2:2 macropixels (H x W/2 x 4) to RGB with BT.601 (limited range), vectorised."""
-    q = quads.astype(np.float32)
-    if uyvy:
-        u, y0, v, y1 = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    else:
-        y0, u, y1, v = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    y = np.stack([y0, y1], axis=-1).reshape(q.shape[0], -1) - 16.0
-    u = np.repeat(u, 2, axis=1) - 128.0
-    v = np.repeat(v, 2, axis=1) - 128.0
-    r = 1.164 * y + 1.596 * v
-    g = 1.164 * y - 0.392 * u - 0.813 * v
-    b = 1.164 * y + 2.017 * u
-    return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
+    """4:2:2 macropixels (H x W/2 x 4) to RGB with BT.601 (limited range) in 8-bit fixed
+    point; the chroma terms are computed once per pixel pair."""
+    h, half = quads.shape[:2]
+    y_idx, u_idx, v_idx = ((1, 3), 0, 2) if uyvy else ((0, 2), 1, 3)
+    d = quads[:, :, u_idx].astype(np.int32) - 128
+    e = quads[:, :, v_idx].astype(np.int32) - 128
+    chroma = (409 * e + 128, 128 - 100 * d - 208 * e, 516 * d + 128)  # R, G, B
+    out = np.empty((h, half, 2, 3), np.uint8)
+    for k, idx in enumerate(y_idx):
+        luma = 298 * (quads[:, :, idx].astype(np.int32) - 16)
+        for c, term in enumerate(chroma):
+            value = luma + term
+            value >>= 8
+            out[:, :, k, c] = np.clip(value, 0, 255, out=value)
+    return out.reshape(h, half * 2, 3)
 
 
 def compressed_to_rgb(fmt: str, data) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` (jpeg, png; format strings such as ``"jpeg"`` or
-    ``"bgr8; jpeg compressed bgr8"``) as an RGB array. The decoder reads the colour order
-    from the file itself, so the ``bgr8`` in the format string needs no swap."""
+    """A ``sensor_msgs/CompressedImage`` as an RGB array: jpeg or png with format strings
+    such as ``"jpeg"`` or ``"bgr8; jpeg compressed bgr8"`` (the decoder reads the colour
+    order from the file, so ``bgr8`` needs no swap), and ``"16UC1; compressedDepth png"``
+    from compressed_depth_image_transport (stretched like raw ``16UC1``)."""
     kind = fmt.lower()
     if fmt and not any(k in kind for k in ("jpeg", "jpg", "png")):
         raise _invalid(f"unsupported compressed format {fmt!r} (jpeg or png)")
-    buf = _buffer(data)
-    if buf.size == 0:
+    raw = _buffer(data).tobytes()
+    if not raw:
         raise _invalid("compressed image is empty")
-    return _decode(io.BytesIO(buf.tobytes()), f"compressed image ({fmt or 'unknown format'})")
+    depth = "compresseddepth" in kind
+    if depth and raw[_DEPTH_HEADER : _DEPTH_HEADER + 8] == _PNG_SIGNATURE:
+        raw = raw[_DEPTH_HEADER:]
+    return _decode(io.BytesIO(raw), f"compressed image ({fmt or 'unknown format'})", depth)
 
 
-def _decode(source, what: str) -> np.ndarray:
+def _decode(source, what: str, depth: bool = False) -> np.ndarray:
+    """Decode with Pillow, checking the header size before any pixel is decoded."""
     try:
         with Image.open(source) as img:
             w, h = img.size
             if w * h > MAX_DECODED_PIXELS:
                 raise _invalid(f"{what} is {w}x{h}: larger than {MAX_DECODED_PIXELS} pixels")
+            if img.mode.startswith("I;16"):  # convert("RGB") would clip 16-bit grey
+                grey16 = np.asarray(img)
+                grey = _depth_to_8bit(grey16) if depth else (grey16 >> 8).astype(np.uint8)
+                return _grey_to_rgb(grey)
             return np.asarray(img.convert("RGB"))
     except GroundingError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise _invalid(f"cannot decode {what}: {err}") from err
+    except Exception as err:  # Pillow raises many types (OSError, SyntaxError, ...) on bad data
+        raise _invalid(f"cannot decode {what}: {type(err).__name__}: {err}") from err
 
 
 def load_image_file(path: str | Path) -> np.ndarray:
@@ -165,16 +205,22 @@ def load_image_file(path: str | Path) -> np.ndarray:
 
 
 def limit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
-    """The resize policy before inference: downscale (keeping the aspect ratio) so that
-    height x width <= ``max_pixels``; the same object when already small enough or when
-    ``max_pixels`` <= 0."""
+    """The resize policy before inference: downscale (keeping the aspect ratio as far as
+    whole pixels allow) so that height x width <= ``max_pixels``; the same object when
+    already small enough or when ``max_pixels`` <= 0."""
     h, w = rgb.shape[:2]
     if max_pixels <= 0 or h * w <= max_pixels:
         return rgb
     scale = (max_pixels / float(h * w)) ** 0.5
     new_w, new_h = max(1, int(w * scale)), max(1, int(h * scale))
-    resized = Image.fromarray(np.ascontiguousarray(rgb)).resize(
-        (new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0
+    if new_w * new_h > max_pixels:  # a thin image held at 1 pixel: the long side gives way
+        if new_w <= new_h:
+            new_h = max_pixels // new_w
+        else:
+            new_w = max_pixels // new_h
+    # BOX is area averaging: anti-aliased like BILINEAR for downscaling, and faster.
+    resized = Image.fromarray(contiguous_rgb(rgb)).resize(
+        (new_w, new_h), Image.Resampling.BOX, reducing_gap=2.0
     )
     return np.asarray(resized)
 
@@ -182,7 +228,7 @@ def limit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     """JPEG bytes (accepts non-contiguous views such as the bgr8 view)."""
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(out, format="JPEG", quality=quality)
+    Image.fromarray(contiguous_rgb(rgb)).save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 
@@ -191,9 +237,12 @@ def data_url(rgb: np.ndarray, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb, quality)).decode()
 
 
-def rgb_to_image_fields(rgb: np.ndarray, encoding: str = "rgb8") -> dict:
+def rgb_to_image_fields(
+    rgb: np.ndarray, encoding: str = "rgb8", big_endian: bool = False, padding: int = 0
+) -> dict:
     """The reverse of :func:`image_to_rgb`: ``sensor_msgs/Image`` fields for tests, the
-    simulated camera and benchmarks (16-bit encodings get the grey level x 257)."""
+    simulated camera and benchmarks. Grey encodings get the BT.601 luma (x 257 for 16-bit);
+    ``padding`` zero bytes are appended to every row (``step`` grows accordingly)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
     grey = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round()
@@ -209,23 +258,26 @@ def rgb_to_image_fields(rgb: np.ndarray, encoding: str = "rgb8") -> dict:
     elif encoding in ("mono8", "8UC1"):
         pixels = grey
     elif encoding in ("mono16", "16UC1"):
-        pixels = grey.astype("<u2") * 257
-    elif encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
-        pixels = _rgb_to_yuv422(rgb, uyvy=encoding in ("yuv422", "uyvy"))
+        pixels = (grey.astype(np.uint16) * 257).astype(">u2" if big_endian else "<u2")
+    elif encoding in _YUV422:
+        pixels = _rgb_to_yuv422(rgb, uyvy=encoding in _UYVY)
     else:
         raise ValueError(f"cannot encode {encoding!r}")
-    data = np.ascontiguousarray(pixels).tobytes()
+    rows = np.ascontiguousarray(pixels).view(np.uint8).reshape(h, -1)
+    if padding > 0:
+        rows = np.hstack([rows, np.zeros((h, padding), np.uint8)])
     return {
         "encoding": encoding,
         "width": w,
         "height": h,
-        "step": len(data) // h,
-        "data": data,
-        "is_bigendian": False,
+        "step": rows.shape[1],
+        "data": rows.tobytes(),
+        "is_bigendian": big_endian and encoding in ("mono16", "16UC1"),
     }
 
 
 def _rgb_to_yuv422(rgb: np.ndarray, uyvy: bool) -> np.ndarray:
+    """BT.601 limited range; each pixel pair shares the mean of its chroma."""
     f = rgb.astype(np.float32)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
