@@ -15,7 +15,14 @@ setup(
     packages=find_packages(include=["egm_ros", "egm_ros.*"]),
     package_data={"egm_ros": ["py.typed"], "egm_ros.models": ["egm_tiny/*"]},
     include_package_data=True,
-    install_requires=["numpy>=1.26", "pillow>=10.0", "openai>=1.40", "httpx>=0.27", "pyyaml>=6.0"],
+    install_requires=[
+        "numpy>=1.26",
+        "pillow>=10.0",
+        "opencv-python-headless>=4.8",
+        "openai>=1.40",
+        "httpx>=0.27",
+        "pyyaml>=6.0",
+    ],
     entry_points={
         "console_scripts": [
             "egm-ground = egm_ros.cli.ground:main",

@@ -14,6 +14,7 @@ import base64
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -218,18 +219,39 @@ def limit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
             new_h = max_pixels // new_w
         else:
             new_w = max_pixels // new_h
-    # BOX is area averaging: anti-aliased like BILINEAR for downscaling, and faster.
-    resized = Image.fromarray(contiguous_rgb(rgb)).resize(
-        (new_w, new_h), Image.Resampling.BOX, reducing_gap=2.0
-    )
-    return np.asarray(resized)
+    return resize_rgb(rgb, new_w, new_h)
+
+
+def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Downscale with OpenCV in two steps: area averaging by the whole factor (OpenCV's fast
+    integer path), then bilinear for the rest (a factor under 2, where bilinear does not
+    alias). About 1 ms for 1920x1080 -> 1335x751 here, against 12 ms for Pillow's BOX.
+    A reversed-channel view (bgr8) is resized as the BGR array under it, so the full frame is
+    never copied: only the small result is flipped back."""
+    flipped = not rgb.flags.c_contiguous and rgb.strides[2] < 0
+    src = rgb[:, :, ::-1] if flipped else rgb
+    if not src.flags.c_contiguous:
+        src = contiguous_rgb(src)
+    h, w = src.shape[:2]
+    factor = min(w // max(1, width), h // max(1, height))
+    if factor >= 2:
+        src = cv2.resize(src, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    if src.shape[1] != width or src.shape[0] != height:
+        src = cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(src[:, :, ::-1]) if flipped else src
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    """JPEG bytes (accepts non-contiguous views such as the bgr8 view)."""
-    out = io.BytesIO()
-    Image.fromarray(contiguous_rgb(rgb)).save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+    """JPEG bytes through OpenCV's libjpeg-turbo (accepts non-contiguous views such as the
+    bgr8 view: OpenCV wants BGR, so that view's base is encoded as it is)."""
+    flipped = not rgb.flags.c_contiguous and rgb.strides[2] < 0
+    bgr = rgb[:, :, ::-1] if flipped else cv2.cvtColor(contiguous_rgb(rgb), cv2.COLOR_RGB2BGR)
+    if not bgr.flags.c_contiguous:
+        bgr = contiguous_rgb(bgr)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for a {rgb.shape} image")
+    return buf.tobytes()
 
 
 def data_url(rgb: np.ndarray, quality: int = 90) -> str:

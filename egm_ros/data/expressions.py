@@ -221,9 +221,13 @@ def expressions(scene: Scene) -> list[Expression]:
 
 
 def _amodal_reasoning(scene: Scene, obj: SceneObject) -> str:
+    """Where the visible part is, what hides the rest and how far the full object extends:
+    the amodal box is then the visible box pushed out by the named degrees."""
     if not obj.occlusions:
         return "Nothing hides it."
-    parts = [
+    seen = relative_box(obj.visible, *scene.size)
+    parts = [f"Visible part: {json.dumps(seen)}."]
+    parts += [
         f"The {scene.objects[o.by].full_name} hides its {o.side} part." for o in obj.occlusions[:2]
     ]
     reach = sorted(
@@ -320,7 +324,7 @@ def lexicon() -> str:
         *(w for _, w in DEGREES),
         "significantly leftmost rightmost partly hidden fully visible from the",
         "Candidates: There is one: Only the is and. From the The Left of Right of",
-        "hides part of its Partly Fully Nothing hides it. It extends full box",
+        "hides part of its Partly Fully Nothing hides it. It extends full box Visible part:",
     ]
     return " ".join(words)
 

@@ -25,6 +25,10 @@ SPECIAL_TOKENS = [
 ]
 #: Added as ordinary (non-special) tokens, as in Qwen3: decoding keeps them in the text.
 THINK_TOKENS = ["<think>", "</think>"]
+#: Every box coordinate (0..1000) is one token, so a coordinate is one decision of the model
+#: rather than a digit sequence of varying length; their embeddings start ordered by value
+#: (``init_number_embeddings``) so that near numbers start near.
+NUMBER_TOKENS = [str(i) for i in range(1001)]
 
 #: Qwen3-VL's chat layout (thinking variant): the generation prompt opens ``<think>`` so the
 #: model writes its reasoning, ``</think>``, then the answer. ``enable_thinking=False`` (as in
@@ -126,6 +130,7 @@ def build_processor(corpus: Iterable[str] | None = None, config: TinyConfig | No
         padding_side="left",
     )
     tokenizer.add_tokens(THINK_TOKENS)
+    tokenizer.add_tokens(NUMBER_TOKENS)
     pixels = cfg.image_size * cfg.image_size
     image_processor = Qwen2VLImageProcessor(
         patch_size=cfg.patch_size,
@@ -203,10 +208,33 @@ def build_model(tokenizer, config: TinyConfig | None = None, seed: int = 0):
     model_config.pad_token_id = ids["<|endoftext|>"]
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(model_config)
+    init_number_embeddings(model, tokenizer)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.do_sample = False
     return model.eval()
+
+
+def number_token_ids(tokenizer) -> list[int]:
+    """Token ids of "0".."1000", in value order."""
+    return tokenizer.convert_tokens_to_ids(NUMBER_TOKENS)
+
+
+def init_number_embeddings(model, tokenizer) -> None:
+    """Sinusoidal embeddings of each number's value (at the model's init scale): the tied
+    output layer then scores near coordinates alike from the first step, which a tiny model
+    trained for an hour needs to learn boxes at all."""
+    import torch
+
+    ids = torch.tensor(number_token_ids(tokenizer))
+    embedding = model.get_input_embeddings().weight
+    dim = embedding.shape[1]
+    values = torch.arange(len(ids), dtype=torch.float32)[:, None] / 1000.0
+    freqs = torch.pi * torch.logspace(0, 2.3, dim // 2)[None, :]
+    table = torch.cat([torch.sin(values * freqs), torch.cos(values * freqs)], dim=1)
+    std = model.config.text_config.initializer_range
+    with torch.no_grad():
+        embedding[ids] = (table / table.std() * std).to(embedding.dtype)
 
 
 def build_tiny_model(

@@ -16,6 +16,7 @@ from egm_ros.data.expressions import (
     degree,
     expressions,
     make_samples,
+    relative_box,
     sample_text,
     samples,
 )
@@ -184,6 +185,8 @@ def test_traces_name_the_target_and_in_amodal_mode_the_occluder_and_direction(
             assert "Nothing hides it." in sample.reasoning
             continue
         occluded_seen += 1
+        seen = relative_box(target.visible, *scene.size)
+        assert f"Visible part: {seen}." in sample.reasoning
         front = scene.objects[target.occlusions[0].by]
         assert f"The {front.full_name} hides its {target.occlusions[0].side} part" in (
             sample.reasoning

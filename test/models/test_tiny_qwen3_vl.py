@@ -40,13 +40,34 @@ def test_chat_template_is_qwen3_vl_thinking_layout(tiny_model_dir) -> None:
     )
 
 
-def test_think_tokens_survive_decoding_and_digits_are_single_tokens(tiny_model_dir) -> None:
+def test_think_tokens_survive_decoding_and_coordinates_are_single_tokens(tiny_model_dir) -> None:
     from transformers import AutoProcessor
 
     tok = AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True).tokenizer
-    ids = tok.encode('a</think>[{"bbox_2d": [123, 4]}]', add_special_tokens=False)
-    assert tok.decode(ids, skip_special_tokens=True) == 'a</think>[{"bbox_2d": [123, 4]}]'
-    assert tok.convert_ids_to_tokens(tok.encode("123", add_special_tokens=False)) == ["1", "2", "3"]
+    text = 'a</think>[{"bbox_2d": [123, 4, 1000, 0]}] 2026'
+    ids = tok.encode(text, add_special_tokens=False)
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    for number in ("0", "4", "123", "999", "1000"):
+        assert tok.convert_ids_to_tokens(tok.encode(number, add_special_tokens=False)) == [number]
+    # Beyond 1000 a number still round-trips, in pieces.
+    assert len(tok.encode("2026", add_special_tokens=False)) == 2
+
+
+def test_number_embeddings_start_ordered_by_value() -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    from egm_ros.models.tiny_qwen3_vl import build_model, build_processor, number_token_ids
+
+    processor = build_processor()
+    model = build_model(processor.tokenizer, seed=0)
+    table = model.get_input_embeddings().weight[number_token_ids(processor.tokenizer)]
+    unit = torch.nn.functional.normalize(table, dim=1)
+    similarity = [(unit[500] @ unit[500 + d]).item() for d in (1, 5, 50, 450)]
+    assert similarity[0] > 0.9
+    assert similarity == sorted(similarity, reverse=True)  # falls with the distance
+    assert similarity[1] > similarity[3] + 0.3
+    assert abs(table.std().item() - model.config.text_config.initializer_range) < 0.005
 
 
 def test_same_seed_same_weights(tmp_path) -> None:

@@ -60,3 +60,33 @@ def test_labels_cover_only_the_assistant_answer() -> None:
         )
         assert learned.endswith("ANSWER<|im_end|>") and "find" not in learned
     assert n_labels > 0
+
+
+def test_weighted_loss_is_the_models_loss_at_weight_one_and_leans_on_coordinates() -> None:
+    pytest.importorskip("torch")
+    import numpy as np
+    import torch
+
+    from egm_ros.models.tiny_qwen3_vl import build_model, build_processor, number_token_ids
+    from egm_ros.training.train import encode, weighted_loss
+
+    processor = build_processor()
+    model = build_model(processor.tokenizer, seed=0)
+    image = np.zeros((224, 224, 3), np.uint8)
+    batch = [(image, "find <ref>a</ref>", '</think>\n[{"bbox_2d": [10, 20, 300, 400]}]', False)]
+    inputs, _, _ = encode(processor, batch)
+    ids = torch.tensor(number_token_ids(processor.tokenizer))
+    with torch.no_grad():
+        plain, numbers = weighted_loss(model, inputs, ids, 1.0)
+        heavy, _ = weighted_loss(model, inputs, ids, 5.0)
+        reference = model(**inputs).loss
+    assert torch.allclose(plain, reference, atol=1e-5)
+    # Weight 5: the coordinates' summed loss counts five times, in numerator and denominator.
+    targets = inputs["labels"][:, 1:]
+    n_all = int((targets != -100).sum())
+    n_num = int(torch.isin(targets, ids).sum())
+    assert n_num >= 4
+    s_num = numbers * n_num
+    s_rest = plain.item() * n_all - s_num
+    expected = (s_rest + 5 * s_num) / (n_all - n_num + 5 * n_num)
+    assert heavy.item() == pytest.approx(expected, rel=1e-4)
