@@ -90,3 +90,32 @@ def test_weighted_loss_is_the_models_loss_at_weight_one_and_leans_on_coordinates
     s_rest = plain.item() * n_all - s_num
     expected = (s_rest + 5 * s_num) / (n_all - n_num + 5 * n_num)
     assert heavy.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_soft_coordinate_targets_score_near_misses_above_far_misses() -> None:
+    """With ``sigma`` > 0 a coordinate 2 units off costs less than one 300 units off (plain
+    cross-entropy scores both the same), and at sigma 0 the loss is plain cross-entropy."""
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    import torch
+
+    from egm_ros.training.train import weighted_loss
+
+    vocab, numbers = 1100, torch.arange(50, 1051)  # ids 50..1050 stand for the values 0..1000
+    true_value = 400
+
+    def loss_for(predicted_value: int, sigma: float) -> float:
+        logits = torch.full((1, 2, vocab), -20.0)
+        logits[0, 0, numbers[predicted_value]] = 20.0  # confident in one value
+        inputs = {
+            "input_ids": torch.zeros((1, 2), dtype=torch.long),
+            "labels": torch.tensor([[-100, int(numbers[true_value])]]),
+        }
+        model = lambda **_: SimpleNamespace(logits=logits)  # noqa: E731
+        loss, _ = weighted_loss(model, inputs, numbers, 3.0, sigma)
+        return loss.item()
+
+    assert loss_for(true_value + 2, 8.0) < loss_for(true_value + 300, 8.0)
+    assert loss_for(true_value + 2, 0.0) == pytest.approx(loss_for(true_value + 300, 0.0))
+    assert loss_for(true_value, 0.0) < 1e-6
