@@ -7,11 +7,12 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from openai_server import ScriptedOpenAIServer
+from openai_server import ScriptedOpenAIServer, ServerProcess
 from PIL import Image
 
 EXE = shutil.which("egm-ground", path=str(Path(sys.executable).parent))
@@ -138,18 +139,73 @@ def test_missing_image_and_empty_prompt_are_invalid_input(image_file: Path) -> N
     assert empty.stdout == ""
 
 
-def test_http_500_and_timeout_are_errors_within_the_timeout(image_file: Path) -> None:
-    with ScriptedOpenAIServer(reply=lambda request: "x", model="egm") as server:
-        server.fail_status = 500
-        failed = run_cli(str(image_file), "the mug", "--base-url", server.base_url, "--json")
-        server.fail_status = None
-        server.hang = True
-        hung = run_cli(
-            str(image_file), "the mug", "--base-url", server.base_url, "--json", "--timeout", "2"
+# Each engine fault with the server as its own process on loopback: one line on stderr, the
+# status in the JSON, the exit code, and an end within --timeout plus the bounded retries (the
+# hang detector is subprocess.run's limit, ten times --timeout); after the server is started
+# again the next call succeeds.
+SERVER_FAULTS = [
+    # (--fault of the scripted server, exit code, status)
+    ("hang", 4, "timeout"),
+    ("slow", 4, "timeout"),
+    ("http500", 1, "engine_error"),
+    ("garbage", 1, "engine_error"),
+    ("drop", 3, "engine_unavailable"),
+    ("truncated", 1, "malformed_output"),
+]
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, code: int, status: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert json.loads(proc.stdout)["status"] == status
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"egm-ground: error: {status}: ")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "status"), SERVER_FAULTS, ids=[f[0] for f in SERVER_FAULTS]
+)
+def test_each_server_fault_is_one_line_and_an_exit_code(
+    image_file: Path, fault: str, code: int, status: str
+) -> None:
+    with ServerProcess("--fault", fault, "--hang-seconds", "120") as server:
+        args = (str(image_file), "the mug", "--base-url", server.base_url, "--json")
+        failed = run_cli(*args, "--timeout", "3", timeout=30)
+        server.kill()
+        server.start("--fault", "none")
+        back = run_cli(*args, "--timeout", "30")
+    assert_one_error_line(failed, code, status)
+    assert back.returncode == 0 and json.loads(back.stdout)["status"] == "ok", back.stderr
+
+
+def test_server_not_up_then_started(image_file: Path) -> None:
+    server = ServerProcess()
+    server.start()
+    server.kill()
+    args = (str(image_file), "the mug", "--base-url", server.base_url, "--json")
+    down = run_cli(*args, "--timeout", "5", timeout=50)
+    with server:
+        back = run_cli(*args)
+    assert_one_error_line(down, 3, "engine_unavailable")
+    assert "cannot reach" in down.stderr
+    assert back.returncode == 0 and json.loads(back.stdout)["status"] == "ok", back.stderr
+
+
+def test_server_killed_mid_answer(image_file: Path) -> None:
+    with ServerProcess("--chunk-delay", "0.3", "--log-requests") as server:  # 12 s an answer
+        proc = subprocess.Popen(
+            [EXE, str(image_file), "the mug", "--backend", "openai", "--json"]
+            + ["--base-url", server.base_url, "--timeout", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        server.hang = False
-    assert failed.returncode == 1 and json.loads(failed.stdout)["status"] == "engine_error"
-    assert hung.returncode == 4 and json.loads(hung.stdout)["status"] == "timeout"
+        server.wait_for_request()
+        time.sleep(0.5)  # a few chunks are out
+        server.kill()
+        out, err = proc.communicate(timeout=120)
+    killed = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert_one_error_line(killed, 3, "engine_unavailable")
 
 
 @pytest.mark.ml

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from openai_server import ScriptedOpenAIServer, split_tokens
+from openai_server import ScriptedOpenAIServer, ServerProcess, split_tokens
 
 from egm_ros.core.types import GroundingError, Status
 from egm_ros.engines.base import EngineRequest, SamplingParams
@@ -216,3 +216,77 @@ def test_usage_record_counts_tokens_when_the_stream_ends(server) -> None:
         (out,) = engine.generate([request()], timeout=5)
     assert out.tokens == len(split_tokens("a b c d</think>[]"))  # the server's usage record
     assert json.dumps(server.requests[0]["messages"]).count("data:image/jpeg") == 1
+
+
+# ---------------------------------------------------------------- a server process
+# The server runs as its own process on loopback: it is killed (SIGKILL, as a crash) and started
+# again on the same port, and the same engine object must serve again without being rebuilt.
+
+PROCESS_FAULTS = [
+    ("hang", Status.TIMEOUT),  # accepts the request, answers nothing
+    ("slow", Status.TIMEOUT),  # streams, but slower than the timeout allows
+    ("http500", Status.ENGINE_ERROR),  # after the bounded retries
+    ("garbage", Status.ENGINE_ERROR),  # a body that is neither SSE nor JSON
+    ("drop", Status.ENGINE_UNAVAILABLE),  # the connection closes mid-answer, on every retry
+]
+
+
+def _generate_bounded(engine: OpenAIEngine, timeout: float) -> GroundingError:
+    """The error of one generate call, which must end (hang detector: 10x the timeout)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.generate([request()], timeout=timeout)
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10 * timeout)
+    assert not thread.is_alive(), "generate did not return"
+    (error,) = errors
+    assert isinstance(error, GroundingError), repr(error)
+    return error
+
+
+@pytest.mark.parametrize(("fault", "status"), PROCESS_FAULTS, ids=[f for f, _ in PROCESS_FAULTS])
+def test_each_fault_of_a_server_process_then_the_restarted_server_serves(fault, status) -> None:
+    with ServerProcess("--fault", fault, "--hang-seconds", "120") as server:
+        with OpenAIEngine(server.base_url, model="egm-test", backoff_s=0.01) as engine:
+            error = _generate_bounded(engine, timeout=2.0)
+            assert error.status is status, error.message
+            assert error.message and "\n" not in error.message
+            server.kill()
+            server.start("--fault", "none")  # the same port
+            (out,) = engine.generate([request()], timeout=10)
+    assert "bbox_2d" in out.text and out.finish_reason == "stop"
+
+
+def test_server_process_not_up_then_started() -> None:
+    server = ServerProcess()
+    server.start()
+    server.kill()  # the port is known and nothing listens on it
+    with OpenAIEngine(server.base_url, backoff_s=0.01) as engine:  # model: asked of the server
+        error = _generate_bounded(engine, timeout=5.0)
+        assert error.status is Status.ENGINE_UNAVAILABLE and "cannot reach" in error.message
+        assert not engine.health()
+        with server:
+            assert engine.health()
+            (out,) = engine.generate([request()], timeout=10)
+    assert "bbox_2d" in out.text and engine.model_name == "egm-test"
+
+
+def test_server_process_killed_mid_answer_then_restarted() -> None:
+    with ServerProcess("--chunk-delay", "0.2") as server:  # about 8 s per answer
+        progress = threading.Event()
+        with OpenAIEngine(server.base_url, model="egm-test", backoff_s=0.01) as engine:
+            killer = threading.Thread(target=lambda: progress.wait(30) and server.kill())
+            killer.start()
+            with pytest.raises(GroundingError) as info:
+                engine.generate([request(on_progress=lambda n, text: progress.set())], 30)
+            killer.join()
+            assert info.value.status is Status.ENGINE_UNAVAILABLE, info.value.message
+            server.start("--chunk-delay", "0")
+            (out,) = engine.generate([request()], timeout=10)
+    assert progress.is_set() and "bbox_2d" in out.text

@@ -16,7 +16,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
 from node_harness import RELIABLE, Harness, make_image, wait_for  # noqa: E402
-from openai_server import ScriptedOpenAIServer  # noqa: E402
+from openai_server import ScriptedOpenAIServer, ServerProcess  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -351,3 +351,67 @@ def test_diagnostics_report_engine_queue_and_latency(server, harness) -> None:
     assert values["backend"] == "openai"
     assert int(values["requests"]) >= 1
     assert "queue_depth" in values and "errors" in values
+
+
+# The engine fault sequence against a server process on loopback that is killed (SIGKILL) and
+# started again on the same port: each fault gives one error result, and the next command after
+# the restart succeeds on the same node (no node restart, no reconfigure).
+NODE_FAULTS = [
+    # (--fault of the scripted server, result status)
+    ("hang", "TIMEOUT"),
+    ("slow", "TIMEOUT"),
+    ("http500", "ENGINE_ERROR"),
+    ("garbage", "ENGINE_ERROR"),
+    ("drop", "ENGINE_UNAVAILABLE"),
+    ("truncated", "MALFORMED_OUTPUT"),
+]
+
+
+@pytest.mark.slow
+def test_server_process_faults_each_give_one_error_result_and_the_node_recovers(
+    harness,
+) -> None:
+    server = ServerProcess("--log-requests")
+    server.start()
+    harness.grounding_node(
+        backend="openai", base_url=server.base_url, request_timeout=2.0, model_family="qwen3_vl"
+    )
+    probe = harness.probe()
+    wait_for(probe.connected)
+    expected: list[str] = []
+
+    def command(status: str, restart: tuple[str, ...] | None = None) -> None:
+        probe.image_pub.publish(make_image(64, 48, stamp(len(expected) + 1)))
+        time.sleep(0.2)
+        probe.command_pub.publish(String(data="the mug"))
+        expected.append(status)
+        probe.wait_results(len(expected), timeout=60)
+        if restart is not None:
+            server.kill()
+            server.start(*restart)
+
+    try:
+        command("OK")
+        for fault, status in NODE_FAULTS:
+            server.kill()
+            server.start("--fault", fault, "--hang-seconds", "60")
+            command(status, restart=("--log-requests",))
+            command("OK")
+        server.kill()  # not up at all
+        command("ENGINE_UNAVAILABLE", restart=("--chunk-delay", "0.2", "--log-requests"))
+        # killed while it streams the answer
+        probe.command_pub.publish(String(data="the mug"))
+        expected.append("ENGINE_UNAVAILABLE")
+        server.wait_for_request()
+        time.sleep(0.3)
+        server.kill()
+        probe.wait_results(len(expected), timeout=60)
+        server.start("--log-requests")
+        command("OK")
+    finally:
+        server.kill()
+    time.sleep(0.3)
+    statuses = [r.status for r in probe.results]
+    assert statuses == [getattr(GroundingResult, f"STATUS_{s}") for s in expected], [
+        r.status_message for r in probe.results
+    ]
