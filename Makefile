@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 INTERFACES := $(wildcard msg/*.msg action/*.action)
 
-.PHONY: all venv test lint pytest demo bench clean distclean
+.PHONY: all venv test lint pytest demo bench soak clean distclean
 
 all: venv
 
@@ -73,6 +73,15 @@ demo: venv
 	    echo "cannot run on the embedded default. With another engine: egm-demo --backend"; \
 	    echo "transformers --model FOLDER, or --backend openai against vllm serve (README)."; \
 	fi
+
+# Soak run (issue #9): the grounding node for SOAK_SECONDS (default 10 minutes) at 30 Hz frames
+# and 5 commands a second, some malformed, against the scripted OpenAI-compatible server
+# (scripted answers, no model). Report: out/soak/report.json; SOAK_ARGS adds options, e.g.
+# SOAK_ARGS="--backend transformers --model FOLDER".
+SOAK_SECONDS ?= 600
+soak: venv
+	$(BIN)/python -m egm_ros.tools.soak --seconds $(SOAK_SECONDS) --out $(CURDIR)/out/soak \
+	    --json $(CURDIR)/out/soak/report.json $(SOAK_ARGS)
 
 clean:
 	rm -rf build install log .pytest_cache

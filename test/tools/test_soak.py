@@ -1,0 +1,65 @@
+"""A short soak in CI: the grounding node as a process, 30 Hz frames and 5 commands a second
+(a third of them malformed or faulted) against the scripted server process. It checks counts
+and memory, never times: every command gets exactly one result, each kind of command got the
+status it should cause at least once, and the node's RSS after the warm-up stays flat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from egm_ros.tools.soak import KINDS
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("soak")
+    proc = subprocess.run(
+        [sys.executable, "-m", "egm_ros.tools.soak", "--seconds", "30", "--warmup", "10"]
+        + ["--progress", "0", "--out", str(out), "--json", str(out / "report.json")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert (out / "report.json").exists(), proc.stderr + proc.stdout
+    data = json.loads((out / "report.json").read_text())
+    data["_exit"], data["_stdout"] = proc.returncode, proc.stdout
+    return data
+
+
+def test_every_command_gets_exactly_one_result(report: dict) -> None:
+    assert report["sent"] > 100  # 30 s at 5 a second
+    assert report["received"] == report["sent"]
+    assert report["duplicates"] == 0 and report["unmatched"] == 0
+    assert report["_exit"] == 0 and report["ok"], report["problems"]
+
+
+def test_each_kind_gets_its_status_and_malformed_input_is_part_of_the_load(report) -> None:
+    kinds = report["by_kind"]
+    for name, row in kinds.items():
+        assert row["received"] == row["sent"], name
+        assert row["statuses"].get(row["expected"], 0) >= 1, (name, row)
+    malformed = sum(row["sent"] for row in kinds.values() if row["expected"] != "OK")
+    assert malformed >= report["sent"] // 5
+    assert {"INVALID_INPUT", "MALFORMED_OUTPUT", "ENGINE_ERROR"} <= set(report["by_status"])
+
+
+def test_memory_is_flat_and_the_queue_was_watched(report: dict) -> None:
+    assert report["rss_mb"]["growth"] <= report["max_rss_growth_mb"]
+    assert report["rss_mb"]["start"] > 0 and len(report["rss_timeline_mb"]) >= 20
+    hwm = report["queue_high_water"]
+    assert hwm is not None and 1 <= hwm <= report["queue_size"] + report["workers"]
+    assert report["node_requests"] == report["received"]
+
+
+def test_the_table_names_every_number(report: dict) -> None:
+    text = report["_stdout"]
+    for words in ("commands sent", "results received", "queue high-water", "node RSS", "p95"):
+        assert words in text
+    assert "(equal)" in text and "verdict: PASS" in text
+    assert {k.name for k in KINDS} >= set(report["by_kind"])
