@@ -1,9 +1,10 @@
 """Per-request overhead of the node path without the model: ROS image message -> RGB -> resize
 (max_pixels) -> encode for the engine (JPEG data URL, as sent to vLLM / trtllm-serve) -> parse
-the answer -> GroundingResult message. Prints p50/p95 ms per resolution and input kind, and the
-share of the EGM paper's 737 ms per request.
+the answer -> GroundingResult message. Prints p50/p95 ms per resolution and input kind, the
+share of the EGM paper's 737 ms per request, and how many full-frame buffers one request makes.
 
-Run: ``.venv/bin/python bench/overhead.py [--repeats N] [--json out.json]``.
+Run: ``.venv/bin/python bench/overhead.py [--repeats N] [--json out.json]`` (``make bench``
+runs it as part of ``python -m bench``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -24,7 +27,11 @@ from egm_ros.core.images import compressed_to_rgb, data_url, image_to_rgb, limit
 from egm_ros.core.parsing import parse_answer
 from egm_ros.core.types import GroundedObject, GroundingOutcome, Mode, Status
 
-PAPER_MS = 737.0
+try:  # run as `python bench/overhead.py` or as part of the `bench` package
+    from bench.report import PAPER_MS, format_table
+except ImportError:  # pragma: no cover - the checkout is not on sys.path
+    from report import PAPER_MS, format_table  # type: ignore[no-redef]
+
 RESOLUTIONS = {
     "640x480": (640, 480),
     "1280x720": (1280, 720),
@@ -36,6 +43,7 @@ ANSWER = (
     "full mug extends considerably downwards.</think>\n```json\n"
     '[{"bbox_2d": [312, 240, 455, 610], "label": "mug"}]\n```'
 )
+ToMsg = Callable[[GroundingOutcome, int, int], object]
 
 
 def camera_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -64,23 +72,21 @@ def timed(fn: Callable[[], object], repeats: int) -> np.ndarray:
     return np.asarray(samples)
 
 
-def node_path(kind: str, fields: dict, to_msg: Callable[[GroundingOutcome, int, int], object]):
-    """One request's work around the engine, as the node does it."""
+@dataclass
+class NodePath:
+    """One request's work around the engine, as the node does it, split into stages so the
+    copy counter can look at each: decode, resize, encode (for the OpenAI engine), result."""
 
-    def run() -> object:
-        if kind == "raw":
-            rgb = image_to_rgb(
-                fields["encoding"],
-                fields["width"],
-                fields["height"],
-                fields["step"],
-                fields["data"],
-                False,
-            )
-        else:
-            rgb = compressed_to_rgb("jpeg", fields["data"])
-        sent = limit_pixels(rgb, DEFAULT_MAX_PIXELS)
-        data_url(sent, 90)
+    decode: Callable[[], np.ndarray]
+    to_msg: ToMsg
+
+    def resize(self, rgb: np.ndarray) -> np.ndarray:
+        return limit_pixels(rgb, DEFAULT_MAX_PIXELS)
+
+    def encode(self, sent: np.ndarray) -> str:
+        return data_url(sent, 90)
+
+    def result(self, rgb: np.ndarray, sent: np.ndarray) -> object:
         h, w = rgb.shape[:2]
         parsed = parse_answer(
             ANSWER,
@@ -95,12 +101,82 @@ def node_path(kind: str, fields: dict, to_msg: Callable[[GroundingOutcome, int, 
             objects=[GroundedObject(visible=b, label=label) for b, label in parsed.boxes],
             reasoning=parsed.reasoning,
         )
-        return to_msg(outcome, w, h)
+        return self.to_msg(outcome, w, h)
 
-    return run
+    def run(self) -> object:
+        rgb = self.decode()
+        sent = self.resize(rgb)
+        self.encode(sent)
+        return self.result(rgb, sent)
 
 
-def result_converter() -> tuple[str, Callable[[GroundingOutcome, int, int], object]]:
+def node_path(kind: str, fields: dict, to_msg: ToMsg) -> Callable[[], object]:
+    """The node path over plain fields (no ROS needed); kept for callers of the old API."""
+    return NodePath(_field_decoder(kind, fields), to_msg).run
+
+
+def _field_decoder(kind: str, fields: dict) -> Callable[[], np.ndarray]:
+    if kind == "raw":
+        return lambda: image_to_rgb(
+            fields["encoding"], fields["width"], fields["height"], fields["step"], fields["data"]
+        )
+    return lambda: compressed_to_rgb("jpeg", fields["data"])
+
+
+def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes) -> Callable[[], np.ndarray] | None:
+    """The node's own conversion (``image_msg_to_rgb``) on real sensor_msgs messages, when
+    rclpy and the interfaces are importable."""
+    try:
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from egm_ros.node.conversions import image_msg_to_rgb
+    except ImportError:
+        return None
+    h, w = rgb.shape[:2]
+    if kind == "raw":
+        msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
+        msg.data = rgb.tobytes()
+    else:
+        msg = CompressedImage(format="jpeg")
+        msg.data = jpeg
+    return lambda: image_msg_to_rgb(msg)
+
+
+def count_full_frame_copies(path: NodePath, frame_bytes: int) -> dict[str, int]:
+    """Full-frame-sized pixel buffers one request writes, per stage: Pillow images made while
+    decoding (Pillow's own memory, which tracemalloc does not see) plus the stage's peak of
+    traced (numpy / Python) memory in whole frames. A view on the message buffer counts 0."""
+
+    def frames(peak: int, start: int) -> int:
+        return int((peak - start) / frame_bytes + 0.02)
+
+    counts: dict[str, int] = {}
+    tracemalloc.start()
+    try:
+        keep: list[Any] = []
+        stages: list[tuple[str, Callable[[], Any]]] = [
+            ("decode", path.decode),
+            ("resize", lambda: path.resize(keep[0])),
+            ("encode", lambda: path.encode(keep[1])),
+            ("result", lambda: path.result(keep[0], keep[1])),
+        ]
+        for name, stage in stages:
+            pil_before = PILImage.core.get_stats()["new_count"]
+            start = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            out = stage()
+            peak = tracemalloc.get_traced_memory()[1]
+            pil_images = PILImage.core.get_stats()["new_count"] - pil_before
+            counts[name] = frames(peak, start) + (pil_images if name == "decode" else 0)
+            if name in ("decode", "resize"):
+                keep.append(out)
+    finally:
+        tracemalloc.stop()
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def result_converter() -> tuple[str, ToMsg]:
     try:
         from std_msgs.msg import Header
 
@@ -111,18 +187,16 @@ def result_converter() -> tuple[str, Callable[[GroundingOutcome, int, int], obje
     return "GroundingResult", lambda o, w, h: outcome_to_msg(o, header, "bench", (w, h))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--json", default=None, help="write the numbers to this file")
-    args = parser.parse_args()
+def run(repeats: int, resolutions: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """The overhead rows for each resolution and input kind, as the report stores them."""
     target_name, to_msg = result_converter()
     rows = []
-    for name, (w, h) in RESOLUTIONS.items():
+    for name, (w, h) in (resolutions or RESOLUTIONS).items():
         rgb = camera_frame(w, h)
         buf = io.BytesIO()
         PILImage.fromarray(rgb).save(buf, format="JPEG", quality=90)
-        inputs = {
+        jpeg = buf.getvalue()
+        fields = {
             "raw": {
                 "encoding": "rgb8",
                 "width": w,
@@ -130,15 +204,13 @@ def main() -> None:
                 "step": w * 3,
                 "data": rgb.tobytes(),
             },
-            "compressed": {"data": buf.getvalue()},
+            "compressed": {"data": jpeg},
         }
-        for kind, fields in inputs.items():
-            run = node_path(kind, fields, to_msg)
-            samples = timed(run, args.repeats)
-            tracemalloc.start()
-            run()
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
+        for kind in ("raw", "compressed"):
+            decode = _message_decoder(kind, rgb, jpeg) or _field_decoder(kind, fields[kind])
+            path = NodePath(decode, to_msg)
+            samples = timed(path.run, repeats)
+            copies = count_full_frame_copies(path, w * h * 3)
             p50, p95 = np.percentile(samples, [50, 95])
             rows.append(
                 {
@@ -147,23 +219,45 @@ def main() -> None:
                     "p50_ms": round(float(p50), 2),
                     "p95_ms": round(float(p95), 2),
                     "share_of_737ms_pct": round(100 * float(p50) / PAPER_MS, 3),
-                    "peak_alloc_mb": round(peak / 2**20, 1),
+                    "full_frame_copies": copies["total"],
+                    "copies_by_stage": copies,
                     "frame_mb": round(w * h * 3 / 2**20, 1),
                 }
             )
-    print(f"node overhead without the model (result as {target_name}; {args.repeats} repeats)")
-    print(
-        f"{'resolution':>10} {'input':>10} {'p50 ms':>8} {'p95 ms':>8} {'% of 737':>9} "
-        f"{'peak MB':>8} {'frame MB':>8}"
-    )
-    for r in rows:
-        print(
-            f"{r['resolution']:>10} {r['input']:>10} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-            f"{r['share_of_737ms_pct']:>9} {r['peak_alloc_mb']:>8} {r['frame_mb']:>8}"
+    return {"result_as": target_name, "repeats": repeats, "rows": rows}
+
+
+def table(section: dict[str, Any], fmt: Callable[..., str] = format_table) -> str:
+    """The overhead rows as a text table (or Markdown with ``fmt=markdown_table``)."""
+    rows = [
+        (
+            r["resolution"],
+            r["input"],
+            r["p50_ms"],
+            r["p95_ms"],
+            r["share_of_737ms_pct"],
+            r["full_frame_copies"],
         )
+        for r in section["rows"]
+    ]
+    headers = ("resolution", "input", "p50 ms", "p95 ms", f"% of {PAPER_MS:.0f} ms", "copies")
+    return fmt(headers, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--json", default=None, help="write the numbers to this file")
+    args = parser.parse_args()
+    section = run(args.repeats)
+    print(
+        f"node overhead without the model (result as {section['result_as']}; "
+        f"{args.repeats} repeats)"
+    )
+    print(table(section))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"overhead": rows}, f, indent=2)
+            json.dump({"overhead": section}, f, indent=2)
 
 
 if __name__ == "__main__":

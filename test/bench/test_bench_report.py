@@ -1,0 +1,140 @@
+"""The benchmark helpers' logic (percentiles, summaries, tables, the report's shape, goals):
+no ROS, no model, no timing asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.__main__ import goals, tables
+from bench.report import (
+    SECTIONS,
+    add_speedup,
+    format_table,
+    markdown_table,
+    missing_keys,
+    percentile,
+    skipped,
+    summary,
+    write_report,
+)
+
+
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=50),
+    st.floats(0, 100),
+)
+def test_percentile_matches_numpy(samples: list[float], q: float) -> None:
+    assert percentile(samples, q) == pytest.approx(float(np.percentile(samples, q)), abs=1e-6)
+
+
+def test_percentile_edges() -> None:
+    assert math.isnan(percentile([], 50))
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_summary_ignores_missing_samples() -> None:
+    assert summary([]) == {"n": 0}
+    assert summary([None, float("nan")]) == {"n": 0}
+    s = summary([10.0, 20.0, None, 30.0])
+    assert s == {"n": 3, "p50_ms": 20.0, "p95_ms": 29.0, "mean_ms": 20.0, "max_ms": 30.0}
+
+
+def test_format_table_aligns_columns_and_rejects_ragged_rows() -> None:
+    text = format_table(("name", "ms"), [("a", 1.234), ("long name", 1234.5), ("c", None)])
+    lines = text.splitlines()
+    assert len({len(line) for line in lines}) == 1  # every line as wide as the widest
+    assert lines[2].endswith("1.23") and "1,234" in lines[3] and lines[4].endswith("-")
+    with pytest.raises(ValueError):
+        format_table(("a", "b"), [(1,)])
+
+
+def test_markdown_table_marks_failed_goals() -> None:
+    text = markdown_table(("goal", "met"), [("x", True), ("y", False)])
+    assert text.splitlines()[:2] == ["| goal | met |", "| --- | --- |"]
+    assert "| y | NO |" in text and "| x | yes |" in text
+
+
+def test_add_speedup_is_relative_to_one_in_flight() -> None:
+    rows = add_speedup(
+        [
+            {"in_flight": 1, "throughput_rps": 2.0},
+            {"in_flight": 4, "throughput_rps": 5.0},
+            {"in_flight": 8, "throughput_rps": None},
+        ]
+    )
+    assert [r["x_of_1_in_flight"] for r in rows] == [1.0, 2.5, None]
+    assert add_speedup([{"in_flight": 2, "throughput_rps": 1.0}])[0]["x_of_1_in_flight"] is None
+
+
+def sample_report() -> dict:
+    row = {
+        "resolution": "1920x1080",
+        "p95_ms": 5.0,
+        "share_of_737ms_pct": 0.6,
+        "copies_by_stage": {},
+        "frame_mb": 5.9,
+    }
+    return {
+        "meta": {
+            "model": {"name": "m", "weights": "random"},
+            "max_new_tokens": 8,
+            "machine": "2 CPU cores",
+        },
+        "overhead": {
+            "rows": [
+                {**row, "input": "raw", "p50_ms": 4.0, "full_frame_copies": 1},
+                {**row, "input": "compressed", "p50_ms": 9.0, "full_frame_copies": 4},
+            ]
+        },
+        "end_to_end": {"openai_vllm": skipped("--skip-vllm")},
+        "concurrency": {
+            "embedded": add_speedup(
+                [
+                    {"in_flight": 1, "throughput_rps": 1.0, "p50_ms": 1, "p95_ms": 1},
+                    {"in_flight": 4, "throughput_rps": 2.5, "p50_ms": 1, "p95_ms": 1},
+                ]
+            )
+        },
+        "memory": skipped("--skip-ros"),
+        "multi_node": {
+            "nodes": 3,
+            "results_correct": True,
+            "answers_identical_to_alone": "6/6",
+            "shared_over_alone_p50": 1.5,
+            "alone": {"n": 6, "p50_ms": 1.0, "p95_ms": 2.0},
+            "shared": {"n": 6, "p50_ms": 1.5, "p95_ms": 2.0},
+        },
+        "goals": [],
+    }
+
+
+def test_goals_state_met_and_missed_targets() -> None:
+    report = sample_report()
+    by_name = {g["goal"]: g for g in goals(report)}
+    assert by_name["node overhead 1920x1080 raw, p50"]["met"] is True
+    assert by_name["node overhead 1920x1080 compressed, p50"]["met"] is False
+    assert by_name["full-frame copies per request, raw"]["measured"] == 1
+    assert by_name["full-frame copies per request, compressed"]["met"] is False
+    assert by_name["throughput 4 in flight / 1 in flight, embedded"]["measured"] == 2.5
+    assert all(g["met"] for name, g in by_name.items() if "nodes" in name or "shared" in name)
+
+
+def test_tables_print_every_section_and_the_skipped_ones(tmp_path) -> None:
+    report = sample_report()
+    report["goals"] = goals(report)
+    assert not missing_keys(report)
+    text = tables(report)
+    for needle in ("node overhead", "concurrency", "3 nodes, one vLLM server", "goals", "skipped"):
+        assert needle in text
+    path = write_report(report, tmp_path / "sub" / "bench.json")
+    assert json.loads(path.read_text())["goals"] == report["goals"]
+    assert missing_keys({}) == list(SECTIONS)
