@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -61,6 +62,7 @@ class ScriptedOpenAIServer:
         chunk_delay: float = 0.0,
         fault: Callable[[dict], str | None] | None = None,
         keep_requests: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.reply = reply or (lambda request: DEFAULT_ANSWER)
         self.fault = fault
@@ -68,6 +70,8 @@ class ScriptedOpenAIServer:
         self.api_key = api_key
         self.port = port
         self.chunk_delay = chunk_delay
+        #: Serve https with this context (a test's self-signed certificate).
+        self.ssl_context = ssl_context
         self.fail_status: int | None = None
         self.garbage = False
         self.hang = False
@@ -90,13 +94,18 @@ class ScriptedOpenAIServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/v1"
 
     def start(self) -> str:
         handler = type("Handler", (_Handler,), {"owner": self})
         self._stopping.clear()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}

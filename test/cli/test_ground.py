@@ -4,6 +4,7 @@ scripted OpenAI-compatible server on loopback that answers in each family's form
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,11 +36,15 @@ def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 60, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """egm-ground; the OpenAI-compatible backend unless the test names one."""
     assert EXE, "egm-ground is not installed in the venv"
     backend = [] if "--backend" in args else ["--backend", "openai"]
-    return subprocess.run([EXE, *args, *backend], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [EXE, *args, *backend], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.mark.parametrize("family", sorted(ANSWERS))
@@ -206,6 +211,31 @@ def test_server_killed_mid_answer(image_file: Path) -> None:
         out, err = proc.communicate(timeout=120)
     killed = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert_one_error_line(killed, 3, "engine_unavailable")
+
+
+def test_api_key_comes_from_the_environment_and_never_shows(image_file: Path) -> None:
+    key = "sk-cli-SECRET-0815"
+    env = {**os.environ, "EGM_API_KEY": key}
+    reply = '</think>```json\n[{"bbox_2d": [100, 100, 500, 500]}]\n```'
+    with ScriptedOpenAIServer(reply=lambda request: reply, model="egm", api_key=key) as server:
+        server.echo_auth = True  # error bodies repeat the Authorization header
+        args = (str(image_file), "the mug", "--base-url", server.base_url, "--json", "-v")
+        good = run_cli(*args, env=env)
+        server.fail_status = 500
+        bad = run_cli(*args, env=env)
+        flag = run_cli(*args, "--api-key", key)
+    assert good.returncode == 0, good.stderr
+    assert bad.returncode == 1 and "Bearer ***" in bad.stdout
+    assert flag.returncode == 2  # there is no flag for the key (argparse refuses it)
+    for proc in (good, bad, flag):
+        assert key not in proc.stdout and key not in proc.stderr
+
+
+def test_over_long_prompt_is_refused_before_the_engine(image_file: Path) -> None:
+    with ScriptedOpenAIServer(model="egm") as server:
+        proc = run_cli(str(image_file), "the mug " * 100, "--base-url", server.base_url, "--json")
+    assert proc.returncode == 2 and "too long" in proc.stderr
+    assert server.hits == 0
 
 
 @pytest.mark.ml

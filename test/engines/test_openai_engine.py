@@ -5,6 +5,8 @@ status within the timeout, bounded retries, API keys."""
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
 import threading
 import time
 
@@ -290,3 +292,28 @@ def test_server_process_killed_mid_answer_then_restarted() -> None:
             server.start("--chunk-delay", "0")
             (out,) = engine.generate([request()], timeout=10)
     assert progress.is_set() and "bbox_2d" in out.text
+
+
+def test_an_untrusted_certificate_is_refused_unless_verification_is_switched_off(
+    tmp_path,
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with ScriptedOpenAIServer(model="egm-test", ssl_context=context) as server:
+        assert server.base_url.startswith("https://127.0.0.1:")
+        with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+            engine.generate([request()], timeout=5)
+        assert info.value.status is Status.ENGINE_UNAVAILABLE
+        assert "CERTIFICATE_VERIFY_FAILED" in info.value.message.upper().replace(" ", "_")
+        assert server.hits == 0  # no request (and no API key) went over the untrusted link
+        with engine_for(server, model="egm-test", verify_tls=False) as engine:
+            (out,) = engine.generate([request()], timeout=5)
+    assert "bbox_2d" in out.text and server.hits == 1

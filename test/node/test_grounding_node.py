@@ -5,6 +5,7 @@ EGM checkpoint; the engine, HTTP, streaming and parsing are the production code)
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -17,7 +18,10 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
 from node_harness import RELIABLE, Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer, ServerProcess  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from egm_ros.action import Ground  # noqa: E402
@@ -415,3 +419,88 @@ def test_server_process_faults_each_give_one_error_result_and_the_node_recovers(
     assert statuses == [getattr(GroundingResult, f"STATUS_{s}") for s in expected], [
         r.status_message for r in probe.results
     ]
+
+
+# ---------------------------------------------------------------- security
+SECRET = "sk-egm-SECRET-4711"
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_api_key_never_appears_in_results_diagnostics_parameters_or_logs(
+    harness, monkeypatch, tmp_path, capfd, caplog, source: str
+) -> None:
+    if source == "env":
+        monkeypatch.setenv("EGM_API_KEY", SECRET)
+        monkeypatch.delenv("EGM_API_KEY_FILE", raising=False)
+    else:
+        key_file = tmp_path / "api_key"
+        key_file.write_text(SECRET + "\n")
+        key_file.chmod(0o600)
+        monkeypatch.delenv("EGM_API_KEY", raising=False)
+        monkeypatch.setenv("EGM_API_KEY_FILE", str(key_file))
+    caplog.set_level(logging.DEBUG)
+    logs: list[Log] = []
+    diagnostics: list[DiagnosticArray] = []
+    with ScriptedOpenAIServer(reply=egm_reply, model="EGM-test", api_key=SECRET) as server:
+        server.echo_auth = True  # a careless proxy: error bodies repeat the Authorization header
+        node = harness.grounding_node(**node_params(server))
+        probe = harness.probe()
+        probe.node.create_subscription(Log, "/rosout", logs.append, 100)
+        probe.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+        send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
+        probe.wait_results(1)
+        server.fail_status = 500
+        probe.command_pub.publish(String(data="the mug"))
+        ok, failed = probe.wait_results(2)
+        wait_for(
+            lambda: any(
+                kv.key == "errors_engine_error"
+                for a in diagnostics[-1:]
+                for kv in a.status[0].values
+            ),
+            10,
+        )
+        parameters = node.get_parameters(list(node._parameters))
+    assert ok.status == GroundingResult.STATUS_OK, ok.status_message  # the key was sent
+    assert failed.status == GroundingResult.STATUS_ENGINE_ERROR
+    assert "Bearer ***" in failed.status_message  # the echo came back, redacted
+    out, err = capfd.readouterr()
+    seen = [repr(ok), repr(failed), out, err, caplog.text, repr(parameters)]
+    seen += [repr(a) for a in diagnostics] + [log.msg for log in logs]
+    assert logs and any("scripted failure" in log.msg for log in logs)  # the warning was seen
+    assert not [text for text in seen if SECRET in text]
+
+
+def test_engine_parameters_are_read_only_at_run_time(server, harness) -> None:
+    node = harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    changes = [
+        Parameter("base_url", value="http://203.0.113.7:8000/v1"),
+        Parameter("verify_tls", value=False),
+        Parameter("backend", value="vllm"),
+        Parameter("model", value="other"),
+    ]
+    local = node.set_parameters(changes)
+    client = AsyncParameterClient(probe.node, "grounding_node")
+    assert client.wait_for_services(10)
+    future = client.set_parameters(changes)  # as `ros2 param set` would
+    wait_for(future.done, 10)
+    remote = future.result().results
+    assert [r.successful for r in local] == [r.successful for r in remote] == [False] * 4
+    assert all("read-only" in r.reason for r in remote)
+    assert node.get_parameter("base_url").value == server.base_url
+    assert node.get_parameter("verify_tls").value is True
+    assert node.engine.base_url == server.base_url.rstrip("/")
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
+    assert probe.wait_results(1)[0].status == GroundingResult.STATUS_OK
+    assert server.hits == 1  # still the operator's server
+
+
+def test_over_long_command_is_refused_before_the_engine(server, harness) -> None:
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug " * 2000)
+    (result,) = probe.wait_results(1)
+    assert result.status == GroundingResult.STATUS_INVALID_INPUT
+    assert "too long" in result.status_message
+    assert server.hits == 0

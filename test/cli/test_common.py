@@ -1,0 +1,29 @@
+"""What the CLIs share: TLS verification stays on unless --insecure says otherwise, and the API
+key has no flag (it comes from the environment or --api-key-file)."""
+
+from __future__ import annotations
+
+import pytest
+
+from egm_ros.cli.common import engine_settings
+from egm_ros.cli.ground import build_parser
+
+
+def test_tls_is_verified_unless_insecure() -> None:
+    parser = build_parser()
+    assert engine_settings(parser.parse_args(["scene.png", "the mug"])).verify_tls is True
+    insecure = parser.parse_args(["scene.png", "the mug", "--insecure"])
+    assert engine_settings(insecure).verify_tls is False
+
+
+def test_the_key_is_named_never_given() -> None:
+    args = build_parser().parse_args(["scene.png", "the mug", "--api-key-file", "/run/key"])
+    settings = engine_settings(args)
+    assert settings.api_key_env == "EGM_API_KEY" and settings.api_key_file == "/run/key"
+    assert not [
+        a
+        for a in vars(args)
+        if a.startswith("api_key") and a not in ("api_key_env", "api_key_file")
+    ]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["scene.png", "the mug", "--api-key", "sk-1"])
