@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads of the embedded node (OMP_NUM_THREADS; 0 = torch's default)",
     )
     p.add_argument("--repeats", type=int, default=None, help="overhead repeats (default 30)")
-    p.add_argument("--requests", type=int, default=None, help="end-to-end commands (default 12)")
+    p.add_argument("--requests", type=int, default=None, help="end-to-end commands (default 20)")
     p.add_argument("--nodes", type=int, default=None, help="nodes sharing one server (default 3)")
     p.add_argument("--skip-ros", action="store_true", help="only the overhead section")
     p.add_argument("--skip-vllm", action="store_true", help="no vLLM server sections")
@@ -173,11 +173,11 @@ def run_embedded(
         rss_loaded = node.rss_mb()
         client.run({cam.namespace: 2}, 1, timeout=600)  # warm-up, not counted
         print(f"  embedded node ready in {load_s:.1f} s; end to end ({n} commands) ...")
-        records, _ = client.run({cam.namespace: n}, 1, timeout=900)
+        records, wall = client.run({cam.namespace: n}, 1, timeout=900)
         e2e = latency_section(records)
-        rows = []
-        for level in levels:
-            count = max(2 * level, n if level == 1 else 3 * level)
+        rows = [throughput_row(records, 1, wall)]  # the end-to-end run is the 1-in-flight row
+        for level in [x for x in levels if x > 1]:
+            count = (2 if args.quick else 4) * level
             print(f"  {level} in flight ({count} commands) ...")
             recs, wall = client.run({cam.namespace: count}, level, timeout=900)
             rows.append(throughput_row(recs, level, wall))
@@ -231,11 +231,12 @@ def run_openai(
             first = cams[0].namespace
             client.run({first: 2}, 1, timeout=300)  # warm-up
             print(f"  openai end to end ({n} commands) ...")
-            records, _ = client.run({first: max(n, per_node)}, 1, timeout=600)
+            records, wall = client.run({first: max(n, per_node)}, 1, timeout=600)
             e2e = latency_section(records)
-            rows = []
-            for level in (1, 4):
-                count = max(2 * level, n if level == 1 else 3 * level)
+            rows = [throughput_row(records, 1, wall)]
+            for level in (4,):
+                count = (2 if args.quick else 4) * level
+                print(f"  {level} in flight ({count} commands) ...")
                 recs, wall = client.run({first: count}, level, timeout=600)
                 rows.append(throughput_row(recs, level, wall))
             alone = {first: records[:per_node]}
@@ -416,9 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     quick = args.quick
     repeats = args.repeats or (5 if quick else 30)
-    n = args.requests or (4 if quick else 12)
+    n = args.requests or (4 if quick else 20)
     nodes = args.nodes or (2 if quick else 3)
-    per_node = 3 if quick else 6
+    per_node = 3 if quick else 8
     levels = (1, 4) if quick else LEVELS
     out = Path(args.out)
     work = out.parent
