@@ -157,7 +157,7 @@ def train(args: argparse.Namespace) -> Path:
     print(
         f"EGM-Tiny: {params / 1e6:.2f}M parameters, {args.steps} steps of {args.batch}", flush=True
     )
-    start, losses, number_losses = time.monotonic(), [], []
+    start, start_seen, losses, number_losses = time.monotonic(), seen, [], []
     while step < args.steps:
         batch = [next(data) for _ in range(args.batch)]
         seen += len(batch)
@@ -175,7 +175,7 @@ def train(args: argparse.Namespace) -> Path:
         losses.append(loss.item())
         number_losses.append(number_loss)
         if step % args.log_every == 0 or step == args.steps:
-            rate = seen / max(1e-9, time.monotonic() - start)
+            rate = (seen - start_seen) / max(1e-9, time.monotonic() - start)  # this run's
             eta = (args.steps - step) * args.batch / max(rate, 1e-9)
             bar = "#" * int(30 * step / args.steps)
             recent = np.mean(losses[-args.log_every :])
