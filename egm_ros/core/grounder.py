@@ -85,11 +85,13 @@ class Grounder:
         cancel: threading.Event | None = None,
         received_at: float | None = None,
         started_at: float | None = None,
+        timeout: float | None = None,
     ) -> GroundingOutcome:
         """Ground ``prompt`` in ``rgb`` (H x W x 3 uint8). Times are ``time.monotonic()``:
         ``received_at`` is when the command arrived and ``started_at`` when work on it began
         (e.g. before the caller decoded the image), so the breakdown counts queueing as waiting
-        and the caller's decoding as preprocessing."""
+        and the caller's decoding as preprocessing. ``timeout`` (seconds, default the config's)
+        bounds the engine call, e.g. to what is left of a request's budget after queueing."""
         start = time.monotonic()
         started_at = start if started_at is None else started_at
         received_at = started_at if received_at is None else received_at
@@ -102,7 +104,8 @@ class Grounder:
             outcome.prompt = sent
             image = self._prepare(rgb)
             latency.preprocessing_ms = (time.monotonic() - started_at) * 1000.0
-            self._run(outcome, rgb, image, sent, on_progress, cancel, latency)
+            budget = self.config.timeout if timeout is None else timeout
+            self._run(outcome, rgb, image, sent, on_progress, cancel, latency, budget)
         except GroundingError as err:
             outcome.status, outcome.message = err.status, err.message
         except Exception as err:  # noqa: BLE001 - the node must never die on one request
@@ -134,6 +137,7 @@ class Grounder:
         on_progress: ProgressCallback | None,
         cancel: threading.Event | None,
         latency: Latency,
+        timeout: float,
     ) -> None:
         family = self.family
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
@@ -159,7 +163,7 @@ class Grounder:
             for i, m in enumerate(modes)
         ]
         t0 = time.monotonic()
-        outputs = self.engine.generate(requests, timeout=self.config.timeout)
+        outputs = self.engine.generate(requests, timeout=timeout)
         latency.inference_ms = (time.monotonic() - t0) * 1000.0
         outcome.model = self.engine.model_name  # a server's default model is known only now
         outcome.tokens = sum(o.tokens for o in outputs)

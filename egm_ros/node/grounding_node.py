@@ -58,6 +58,9 @@ from egm_ros.node.work_queue import WorkQueue
 FEEDBACK_PERIOD_S = 0.1
 #: Parameters that name the engine; fixed once configured (only the params file sets them).
 ENGINE_PARAMETERS = ("backend", "model", "model_family", "base_url", "prompt_style")
+#: Commands are reliable and kept 100 deep: while a busy CPU starves the executor (an in-process
+#: engine generating), a depth of 10 let DDS overwrite commands that never got a result.
+COMMAND_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
@@ -211,13 +214,13 @@ class GroundingNode(LifecycleNode):
                 callback_group=self._group,
             ),
             self.create_subscription(
-                String, "command", self._on_command, 10, callback_group=self._group
+                String, "command", self._on_command, COMMAND_QOS, callback_group=self._group
             ),
             self.create_subscription(
                 GroundingCommand,
                 "grounding_command",
                 self._on_grounding_command,
-                10,
+                COMMAND_QOS,
                 callback_group=self._group,
             ),
         ]
@@ -353,6 +356,18 @@ class GroundingNode(LifecycleNode):
         if grounder is None:
             self._reply_now(request, Status.ENGINE_UNAVAILABLE, "the engine is not configured")
             return
+        # request_timeout bounds the whole answer, queueing included: a command that waited
+        # out its budget behind slow requests is answered now instead of late.
+        timeout = self._param("request_timeout")
+        budget = timeout - (started - request.received)
+        if budget <= 0:
+            waited = started - request.received
+            self._reply_now(
+                request,
+                Status.TIMEOUT,
+                f"waited {waited:.1f} s in the queue (request_timeout {timeout:g} s)",
+            )
+            return
         try:
             rgb = image_msg_to_rgb(request.frame.message)
         except GroundingError as err:
@@ -366,6 +381,7 @@ class GroundingNode(LifecycleNode):
             cancel=request.cancel,
             received_at=request.received,
             started_at=started,
+            timeout=budget,
         )
         self._finish(request, outcome, rgb)
 

@@ -386,6 +386,16 @@ def _node_command(args: argparse.Namespace, namespace: str, base_url: str) -> li
     return command
 
 
+def _engine_failure(log: Path) -> str:
+    """The node's "cannot load the engine" line (it stays unconfigured and never subscribes)."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    line = next((ln for ln in text.splitlines() if "cannot load the engine" in ln), "")
+    return line.split("cannot load the engine: ", 1)[-1]
+
+
 def run(args: argparse.Namespace) -> Report:
     """Start the engine and the node, drive them for ``args.seconds``, and measure."""
     namespace = f"/egm_soak_{os.getpid()}"
@@ -415,6 +425,9 @@ def run(args: argparse.Namespace) -> Report:
         while not driver.connected():
             if node.poll() is not None:
                 raise RuntimeError(f"the grounding node exited; see {log_dir / 'node.log'}")
+            failed = _engine_failure(log_dir / "node.log")
+            if failed:
+                raise RuntimeError(f"the grounding node has no engine: {failed}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the grounding node did not come up")
             time.sleep(0.1)

@@ -25,6 +25,7 @@ class ScriptedEngine(Engine):
         self.answers = {Mode.VISIBLE: visible, Mode.AMODAL: amodal}
         self.error = error
         self.calls: list[list[EngineRequest]] = []
+        self.timeouts: list[float] = []
 
     @property
     def model_name(self) -> str:
@@ -32,6 +33,7 @@ class ScriptedEngine(Engine):
 
     def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
         self.calls.append(list(requests))
+        self.timeouts.append(timeout)
         if self.error is not None:
             raise self.error
         outputs = []
@@ -184,3 +186,11 @@ def test_progress_and_cancel_reach_the_engine_and_latency_is_broken_down() -> No
     lat = out.latency
     assert lat.waiting_ms > 0 and lat.inference_ms > 0
     assert lat.total_ms >= lat.waiting_ms + lat.preprocessing_ms + lat.inference_ms - 1e-6
+
+
+def test_the_engine_gets_the_configured_timeout_or_the_callers_budget() -> None:
+    engine = ScriptedEngine(visible=answer([100, 100, 500, 500]))
+    g = grounder(engine, timeout=30.0)
+    g.ground(RGB, "the mug")
+    g.ground(RGB, "the mug", timeout=2.5)  # e.g. what queueing left of a node request's budget
+    assert engine.timeouts == [30.0, 2.5]

@@ -504,3 +504,18 @@ def test_over_long_command_is_refused_before_the_engine(server, harness) -> None
     assert result.status == GroundingResult.STATUS_INVALID_INPUT
     assert "too long" in result.status_message
     assert server.hits == 0
+
+
+def test_request_timeout_counts_the_time_spent_in_the_queue(server, harness) -> None:
+    server.hang = True  # each command that reaches the server holds the only worker 2 s
+    harness.grounding_node(**node_params(server, request_timeout=2.0, workers=1, queue_size=4))
+    probe = harness.probe()
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug 1")
+    probe.command_pub.publish(String(data="the mug 2"))
+    probe.command_pub.publish(String(data="the mug 3"))
+    results = sorted(probe.wait_results(3, timeout=30), key=lambda r: r.command)
+    server.hang = False
+    assert [r.status for r in results] == [GroundingResult.STATUS_TIMEOUT] * 3
+    # The third waited behind two full budgets: answered at once, never sent.
+    assert "in the queue" in results[2].status_message
+    assert server.hits <= 2
