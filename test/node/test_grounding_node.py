@@ -166,7 +166,8 @@ def test_bad_commands_get_an_error_result(server, harness, image, prompt, status
 
 
 def test_bad_image_and_engine_faults_then_the_next_command_is_served(server, harness) -> None:
-    harness.grounding_node(**node_params(server, request_timeout=3.0))
+    # Frames stay usable for the whole test: faults with retries take seconds on a busy machine.
+    harness.grounding_node(**node_params(server, request_timeout=3.0, frame_buffer_seconds=60.0))
     probe = harness.probe()
     wait_for(probe.connected)
 
@@ -215,6 +216,7 @@ def test_engine_down_gives_engine_unavailable_and_recovers(harness) -> None:
         request_timeout=3.0,
         model="EGM-test",
         model_family="qwen3_vl",
+        frame_buffer_seconds=60.0,  # the one frame stays usable while the server is down
     )
     probe = harness.probe()
     send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
@@ -378,7 +380,11 @@ def test_server_process_faults_each_give_one_error_result_and_the_node_recovers(
     server = ServerProcess("--log-requests")
     server.start()
     harness.grounding_node(
-        backend="openai", base_url=server.base_url, request_timeout=2.0, model_family="qwen3_vl"
+        backend="openai",
+        base_url=server.base_url,
+        request_timeout=2.0,
+        model_family="qwen3_vl",
+        frame_buffer_seconds=60.0,  # restarts take a while on a busy machine
     )
     probe = harness.probe()
     wait_for(probe.connected)
@@ -404,6 +410,8 @@ def test_server_process_faults_each_give_one_error_result_and_the_node_recovers(
         server.kill()  # not up at all
         command("ENGINE_UNAVAILABLE", restart=("--chunk-delay", "0.2", "--log-requests"))
         # killed while it streams the answer
+        probe.image_pub.publish(make_image(64, 48, stamp(len(expected) + 1)))
+        time.sleep(0.2)
         probe.command_pub.publish(String(data="the mug"))
         expected.append("ENGINE_UNAVAILABLE")
         server.wait_for_request()
@@ -448,18 +456,19 @@ def test_api_key_never_appears_in_results_diagnostics_parameters_or_logs(
         probe.node.create_subscription(Log, "/rosout", logs.append, 100)
         probe.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
         send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
-        probe.wait_results(1)
+        probe.wait_results(1, timeout=60)
         server.fail_status = 500
         probe.command_pub.publish(String(data="the mug"))
-        ok, failed = probe.wait_results(2)
+        ok, failed = probe.wait_results(2, timeout=60)
         wait_for(
             lambda: any(
                 kv.key == "errors_engine_error"
                 for a in diagnostics[-1:]
                 for kv in a.status[0].values
             ),
-            10,
+            60,
         )
+        wait_for(lambda: any("scripted failure" in log.msg for log in logs), 60)  # on /rosout
         parameters = node.get_parameters(list(node._parameters))
     assert ok.status == GroundingResult.STATUS_OK, ok.status_message  # the key was sent
     assert failed.status == GroundingResult.STATUS_ENGINE_ERROR
@@ -467,7 +476,6 @@ def test_api_key_never_appears_in_results_diagnostics_parameters_or_logs(
     out, err = capfd.readouterr()
     seen = [repr(ok), repr(failed), out, err, caplog.text, repr(parameters)]
     seen += [repr(a) for a in diagnostics] + [log.msg for log in logs]
-    assert logs and any("scripted failure" in log.msg for log in logs)  # the warning was seen
     assert not [text for text in seen if SECRET in text]
 
 
@@ -482,9 +490,9 @@ def test_engine_parameters_are_read_only_at_run_time(server, harness) -> None:
     ]
     local = node.set_parameters(changes)
     client = AsyncParameterClient(probe.node, "grounding_node")
-    assert client.wait_for_services(10)
+    assert client.wait_for_services(60)
     future = client.set_parameters(changes)  # as `ros2 param set` would
-    wait_for(future.done, 10)
+    wait_for(future.done, 60)
     remote = future.result().results
     assert [r.successful for r in local] == [r.successful for r in remote] == [False] * 4
     assert all("read-only" in r.reason for r in remote)
@@ -500,7 +508,7 @@ def test_over_long_command_is_refused_before_the_engine(server, harness) -> None
     harness.grounding_node(**node_params(server))
     probe = harness.probe()
     send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug " * 2000)
-    (result,) = probe.wait_results(1)
+    (result,) = probe.wait_results(1, timeout=60)
     assert result.status == GroundingResult.STATUS_INVALID_INPUT
     assert "too long" in result.status_message
     assert server.hits == 0
@@ -513,7 +521,7 @@ def test_request_timeout_counts_the_time_spent_in_the_queue(server, harness) -> 
     send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug 1")
     probe.command_pub.publish(String(data="the mug 2"))
     probe.command_pub.publish(String(data="the mug 3"))
-    results = sorted(probe.wait_results(3, timeout=30), key=lambda r: r.command)
+    results = sorted(probe.wait_results(3, timeout=60), key=lambda r: r.command)
     server.hang = False
     assert [r.status for r in results] == [GroundingResult.STATUS_TIMEOUT] * 3
     # The third waited behind two full budgets: answered at once, never sent.
