@@ -3,9 +3,11 @@ from a local folder (offline) or a hub name, on CPU or CUDA (bf16 on GPU), greed
 
 Concurrent ``generate`` calls (the node's workers, the visible + amodal pair) are collected by
 one worker thread into a batch (``max_batch_size``, ``batch_window_ms``) and run as one
-``model.generate`` with left padding. A stopping criterion ends each sequence as soon as its
-answer is complete (the request's ``stop_check``), reports progress and honours cancel and the
-deadline.
+``model.generate`` with left padding. After a batch of N, the next one waits up to
+``batch_linger_ms`` for N requests: callers with several in flight get their answers together
+and come back within milliseconds of each other, but not always within the short window. A
+stopping criterion ends each sequence as soon as its answer is complete (the request's
+``stop_check``), reports progress and honours cancel and the deadline.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class TransformersEngine(Engine):
         max_pixels: int | None = None,
         max_batch_size: int = 8,
         batch_window_ms: float = 5.0,
+        batch_linger_ms: float = 50.0,
         num_threads: int | None = None,
         display_name: str | None = None,
     ) -> None:
@@ -114,6 +117,8 @@ class TransformersEngine(Engine):
         )
         self.max_batch_size = max_batch_size
         self.batch_window = batch_window_ms / 1000.0
+        self.batch_linger = batch_linger_ms / 1000.0
+        self._last_batch_size = 1
         self.batch_sizes: list[int] = []  # sizes of the batches run (for tests and benchmarks)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name="egm-transformers", daemon=True)
@@ -156,8 +161,15 @@ class TransformersEngine(Engine):
     # ------------------------------------------------------------------ worker
     def _serve(self) -> None:
         while (
-            batch := next_batch(self._queue, self.max_batch_size, self.batch_window)
+            batch := next_batch(
+                self._queue,
+                self.max_batch_size,
+                self.batch_window,
+                expect=self._last_batch_size,
+                linger_s=self.batch_linger,
+            )
         ) is not None:
+            self._last_batch_size = len(batch)
             live = [j for j in batch if not j.future.cancelled() and not j.abort.is_set()]
             if not live:
                 continue

@@ -59,6 +59,32 @@ def test_concurrent_calls_are_batched(engine) -> None:
     assert sum(engine.batch_sizes) == 4
 
 
+def test_callers_coming_back_apart_are_batched_like_the_batch_before(engine) -> None:
+    """Closed-loop callers (several commands in flight) return spread over more than the
+    short window; after a batch of 3 the engine waits (up to its linger) for 3 again."""
+    window, linger = engine.batch_window, engine.batch_linger
+    engine.batch_window, engine.batch_linger = 0.001, 3.0
+    try:
+        engine.generate([request(4) for _ in range(3)], 60)  # a batch of 3
+        engine.batch_sizes.clear()
+        results: list = []
+        threads = [
+            threading.Timer(0.15 * i, lambda: results.append(engine.generate([request(4)], 60)))
+            for i in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(results) == 3
+        assert engine.batch_sizes == [3]  # one batch, although the callers came 150 ms apart
+        engine.generate([request(4)], 60)  # a lone caller: batch of 1 (after the linger) ...
+        engine.generate([request(4)], 60)  # ... and the next one goes at once
+        assert engine.batch_sizes == [3, 1, 1]
+    finally:
+        engine.batch_window, engine.batch_linger = window, linger
+
+
 def test_stop_check_ends_the_sequence_early_and_progress_is_reported(engine) -> None:
     seen: list[int] = []
     stop_at = 3
