@@ -332,7 +332,9 @@ def tables(report: dict[str, Any], markdown: bool = False) -> str:
     meta = report["meta"]
     parts.append(
         f"model: {meta['model']['name']} ({meta['model']['weights']}); "
-        f"max_new_tokens {meta['max_new_tokens']}; {meta['machine']}"
+        f"max_new_tokens {meta['max_new_tokens']}; {meta['machine']}; load average (1, 5, 15 "
+        f"min) {meta.get('load_average_at_start')} at start, {meta.get('load_average_at_end')} "
+        "at end"
     )
     if "rows" in report["overhead"]:
         parts.append("node overhead without the model\n" + overhead.table(report["overhead"], fmt))
@@ -436,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_new_tokens": args.max_new_tokens,
             "embedded_node_threads": args.threads or "torch default",
             "paper_ms_per_request": PAPER_MS,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "overhead": {},
         "end_to_end": {},
@@ -470,6 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["multi_node"] = multi
     report["goals"] = goals(report)
     report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
+    report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     assert not missing_keys(report), missing_keys(report)
     path = write_report(report, out)
     print()
