@@ -106,6 +106,8 @@ class Report:
     errors_by_status: dict[str, int]
     by_kind: dict[str, dict]
     unexpected: int
+    #: Why results differ from what the scripted server should cause (load, frame races).
+    unexpected_why: dict[str, int]
     queue_high_water: int | None
     queue_size: int
     workers: int
@@ -193,6 +195,8 @@ class Driver:
         self.string_pending: dict[str, deque[Sent]] = defaultdict(deque)
         self.received: list[tuple[str, str, float, float]] = []  # kind, status, rtt, node ms
         self.received_ids: set[str] = set()
+        self.expected = {k.name: k.expected for k in KINDS}
+        self.unexpected_why: Counter[str] = Counter()
         self.duplicates = 0
         self.unmatched = 0
         self.diagnostics: dict[str, str] = {}
@@ -318,6 +322,9 @@ class Driver:
             bad.data = bytes(64)
         msg.frame_stamp = bad.header.stamp
         self.image_pub.publish(bad)
+        # A good frame at once, so the bad one is the newest frame for as short a time as the
+        # transport allows (a starved executor may run two overdue command ticks back to back).
+        self._publish_frame()
         with self._lock:
             self.deferred.append(lambda: self.gcommand_pub.publish(msg))
 
@@ -338,6 +345,8 @@ class Driver:
             if sent is None:
                 self.unmatched += 1
                 return
+            if status != self.expected[sent.kind]:
+                self.unexpected_why[_why(status, result.status_message)] += 1
             self.received.append(
                 (sent.kind, status, (now - sent.at) * 1000.0, result.latency.total_ms)
             )
@@ -370,6 +379,17 @@ class Driver:
         self.node.destroy_node()
         self.context.try_shutdown()
         self._spinner.join(5)
+
+
+def _why(status: str, message: str) -> str:
+    """The likely reason a result differs from what the scripted server should cause."""
+    if status == "BUSY":
+        return "queue full (busy)"
+    if status == "NO_FRAME":
+        return "no usable frame (frames late or dropped under load)"
+    if status == "INVALID_INPUT" and ("bayer_weird16" in message or "needs step x" in message):
+        return "the newest frame was a malformed one (frame/command race)"
+    return f"other: {status}"
 
 
 def _node_command(args: argparse.Namespace, namespace: str, base_url: str) -> list[str]:
@@ -563,6 +583,7 @@ def _report(
         errors_by_status=errors,
         by_kind=by_kind,
         unexpected=unexpected,
+        unexpected_why=dict(driver.unexpected_why.most_common()) if scripted else {},
         queue_high_water=int(hwm) if hwm is not None else None,
         queue_size=args.queue_size,
         workers=args.workers,
@@ -622,6 +643,7 @@ def format_report(report: Report) -> str:
     lines += [
         "",
         f"  results with another status than the scripted server should cause: {report.unexpected}",
+        *(f"    {n:>6}  {why}" for why, n in report.unexpected_why.items()),
         "  verdict: " + ("PASS" if report.ok else "FAIL: " + "; ".join(report.problems)),
     ]
     return "\n".join(lines)
