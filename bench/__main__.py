@@ -286,6 +286,9 @@ def goals(report: dict[str, Any]) -> list[dict]:
     if "raw" in hd:
         p50 = hd["raw"]["p50_ms"]
         out.append(goal("node overhead 1920x1080 raw, p50", "<= 5 ms", p50, p50 <= 5.0))
+        cpu = hd["raw"].get("cpu_p50_ms")
+        if cpu is not None:  # the work itself, when waiting for a busy core inflates the wall
+            out.append(goal("node overhead 1920x1080 raw, CPU p50", "<= 5 ms", cpu, cpu <= 5.0))
     if "compressed" in hd:
         p50 = hd["compressed"]["p50_ms"]
         out.append(goal("node overhead 1920x1080 compressed, p50", "<= 5 ms", p50, p50 <= 5.0))

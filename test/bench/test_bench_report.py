@@ -91,7 +91,7 @@ def sample_report() -> dict:
         },
         "overhead": {
             "rows": [
-                {**row, "input": "raw", "p50_ms": 4.0, "full_frame_copies": 1},
+                {**row, "input": "raw", "p50_ms": 4.0, "cpu_p50_ms": 6.0, "full_frame_copies": 1},
                 {**row, "input": "compressed", "p50_ms": 9.0, "full_frame_copies": 4},
             ]
         },
@@ -121,6 +121,7 @@ def test_goals_state_met_and_missed_targets() -> None:
     report = sample_report()
     by_name = {g["goal"]: g for g in goals(report)}
     assert by_name["node overhead 1920x1080 raw, p50"]["met"] is True
+    assert by_name["node overhead 1920x1080 raw, CPU p50"]["met"] is False
     assert by_name["node overhead 1920x1080 compressed, p50"]["met"] is False
     assert by_name["full-frame copies per request, raw"]["measured"] == 1
     assert by_name["full-frame copies per request, compressed"]["met"] is False
