@@ -14,11 +14,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "egm_ros"
 
 #: (path relative to egm_ros/, finding) -> why it is not on an input path.
 EXEMPT: dict[tuple[str, str], str] = {
-    ("training/train.py", "torch.load without weights_only=True"): (
-        "egm-train --resume reads the checkpoint its own earlier run wrote into the operator's "
-        "output folder (optimizer and RNG state need full unpickling); no node, CLI or engine "
-        "input reaches it"
-    ),
     ("tools/scripted_server.py", "import subprocess"): (
         "the test and soak server starts itself as a child process with a fixed argument list "
         "(no shell); it is a developer tool, not on the node's or egm-ground's input path"

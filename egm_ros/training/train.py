@@ -89,7 +89,25 @@ def encode(processor, batch: Sequence[tuple[np.ndarray, str, str, bool]]):
     return enc, int((labels != -100).sum()), torch
 
 
-def weighted_loss(model, inputs, number_ids, number_weight: float, sigma: float = 0.0):
+def coordinate_context_ids(tokenizer) -> list[int]:
+    """Tokens after which a number token is a box coordinate (``[``, ``,``, a space): the "2"
+    of ``bbox_2d`` is a number token too, but one that must come out exactly."""
+    out = []
+    for token, i in tokenizer.get_vocab().items():
+        text = token.replace("\u0120", " ").strip()
+        if text == "" or text.endswith(("[", ",")):
+            out.append(i)
+    return out
+
+
+def weighted_loss(
+    model,
+    inputs,
+    number_ids,
+    number_weight: float,
+    sigma: float = 0.0,
+    coordinate_after=None,
+):
     """Next-token cross-entropy over the assistant's tokens (and the coordinates' own mean, for
     the log), with box coordinates weighted ``number_weight`` times: they are 4 of about 60
     learned tokens but all of the score.
@@ -97,7 +115,9 @@ def weighted_loss(model, inputs, number_ids, number_weight: float, sigma: float 
     ``sigma`` > 0 gives each coordinate a soft target, a Gaussian of that many units (of 0..1000)
     around the true value over the number tokens: an answer 3 units off then costs little and
     one 300 off a lot, where plain cross-entropy punishes both alike. That distance-aware signal
-    is what lets a tiny model learn to place boxes in an hour."""
+    is what lets a tiny model learn to place boxes in an hour. ``coordinate_after``: token ids
+    that precede a coordinate (``coordinate_context_ids``); other number tokens keep hard
+    targets."""
     import torch
     import torch.nn.functional as F
 
@@ -109,15 +129,18 @@ def weighted_loss(model, inputs, number_ids, number_weight: float, sigma: float 
     ce = -logp.gather(-1, safe[..., None])[..., 0] * (targets != -100)
     is_number = torch.isin(targets, number_ids)
     number_loss = ce[is_number].mean().item() if is_number.any() else 0.0
-    if sigma > 0 and is_number.any():
+    soft_at = is_number
+    if coordinate_after is not None:
+        soft_at = is_number & torch.isin(inputs["input_ids"][:, :-1], coordinate_after)
+    if sigma > 0 and soft_at.any():
         value_of = torch.full((logits.shape[-1],), -1, dtype=torch.long)
         value_of[number_ids] = torch.arange(len(number_ids))
-        true = value_of[targets[is_number]].float()[:, None]
+        true = value_of[targets[soft_at]].float()[:, None]
         grid = torch.arange(len(number_ids), dtype=torch.float32)[None, :]
         soft = torch.exp(-0.5 * ((grid - true) / sigma) ** 2)
         soft = soft / soft.sum(dim=1, keepdim=True)
-        soft_ce = -(soft * logp[is_number][:, number_ids]).sum(dim=1)
-        ce = ce.masked_scatter(is_number, soft_ce)
+        soft_ce = -(soft * logp[soft_at][:, number_ids]).sum(dim=1)
+        ce = ce.masked_scatter(soft_at, soft_ce)
     weights = (targets != -100).float() * torch.where(is_number, number_weight, 1.0)
     return (ce * weights).sum() / weights.sum(), number_loss
 
@@ -137,13 +160,21 @@ def train(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
-    processor = build_processor(corpus_lines(400, seed=TRAIN_SEED_OFFSET), EGM_TINY)
+    if args.resume and (out / "tokenizer.json").is_file():
+        # The checkpoint's token ids belong to the tokenizer saved beside it: reuse it.
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(out, local_files_only=True)
+    else:
+        processor = build_processor(corpus_lines(400, seed=TRAIN_SEED_OFFSET), EGM_TINY)
+        processor.save_pretrained(out)
     model = build_model(processor.tokenizer, EGM_TINY, seed=args.seed).train()
     number_ids = torch.tensor(number_token_ids(processor.tokenizer))
+    coordinate_after = torch.tensor(coordinate_context_ids(processor.tokenizer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     step, seen = 0, 0
     if args.resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, seen = state["step"], state["seen"]
@@ -165,7 +196,7 @@ def train(args: argparse.Namespace) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
         loss, number_loss = weighted_loss(
-            model, inputs, number_ids, args.number_weight, args.coordinate_sigma
+            model, inputs, number_ids, args.number_weight, args.coordinate_sigma, coordinate_after
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

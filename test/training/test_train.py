@@ -119,3 +119,32 @@ def test_soft_coordinate_targets_score_near_misses_above_far_misses() -> None:
     assert loss_for(true_value + 2, 8.0) < loss_for(true_value + 300, 8.0)
     assert loss_for(true_value + 2, 0.0) == pytest.approx(loss_for(true_value + 300, 0.0))
     assert loss_for(true_value, 0.0) < 1e-6
+
+
+def test_only_box_coordinates_get_soft_targets() -> None:
+    """The "2" of ``bbox_2d`` is a number token too; it must stay a hard target, or the model
+    learns to write ``bbox_3``."""
+    pytest.importorskip("torch")
+    import numpy as np
+    import torch
+
+    from egm_ros.models.tiny_qwen3_vl import build_processor, number_token_ids
+    from egm_ros.training.train import coordinate_context_ids, encode
+
+    processor = build_processor()
+    tok = processor.tokenizer
+    target = 'Visible part: [1, 2, 3, 4].</think>\n[{"bbox_2d": [10, 20, 300, 400]}]'
+    inputs, _, _ = encode(processor, [(np.zeros((224, 224, 3), np.uint8), "p", target, True)])
+    targets = inputs["labels"][0, 1:]
+    numbers = torch.isin(targets, torch.tensor(number_token_ids(tok)))
+    soft = numbers & torch.isin(
+        inputs["input_ids"][0, :-1], torch.tensor(coordinate_context_ids(tok))
+    )
+    assert tok.convert_ids_to_tokens(targets[soft].tolist()) == [
+        *"1234",
+        "10",
+        "20",
+        "300",
+        "400",
+    ]
+    assert tok.convert_ids_to_tokens(targets[numbers & ~soft].tolist()) == ["2"]
