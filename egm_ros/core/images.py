@@ -176,7 +176,34 @@ def compressed_to_rgb(fmt: str, data) -> np.ndarray:
     depth = "compresseddepth" in kind
     if depth and raw[_DEPTH_HEADER : _DEPTH_HEADER + 8] == _PNG_SIGNATURE:
         raw = raw[_DEPTH_HEADER:]
-    return _decode(io.BytesIO(raw), f"compressed image ({fmt or 'unknown format'})", depth)
+    what = f"compressed image ({fmt or 'unknown format'})"
+    if not depth:
+        fast = _decode_bgr_view(raw, what)
+        if fast is not None:
+            return fast
+    return _decode(io.BytesIO(raw), what, depth)
+
+
+def _decode_bgr_view(raw: bytes, what: str) -> np.ndarray | None:
+    """8-bit JPEG/PNG decoded by OpenCV into one BGR buffer, returned as its reversed-channel
+    RGB view (as raw ``bgr8`` is): one frame-sized write instead of Pillow's decode buffer,
+    RGB conversion and copy to numpy. The size is checked from the header first (Pillow reads
+    only the header here). None for what OpenCV should not decode (16-bit, odd modes)."""
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            w, h = img.size
+            mode = img.mode
+    except Exception:  # noqa: BLE001 - undecodable: the Pillow path names the error
+        return None
+    if w * h > MAX_DECODED_PIXELS:
+        raise _invalid(f"{what} is {w}x{h}: larger than {MAX_DECODED_PIXELS} pixels")
+    if mode not in ("RGB", "L", "P", "RGBA", "LA"):
+        return None
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # as Pillow: no EXIF rotation
+    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
+    if bgr is None or bgr.shape[:2] != (h, w):
+        return None
+    return bgr[:, :, ::-1]
 
 
 def _decode(source, what: str, depth: bool = False) -> np.ndarray:

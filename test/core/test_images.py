@@ -361,3 +361,18 @@ def test_fuzz_corrupted_real_images(flips) -> None:
             compressed_to_rgb("", bytes(broken))
         except GroundingError as err:
             assert err.status is Status.INVALID_INPUT
+
+
+def test_compressed_decode_is_one_frame_buffer_seen_as_rgb() -> None:
+    """JPEG/PNG messages decode into one BGR buffer viewed as RGB (no further full-frame copy),
+    with the same pixels Pillow gives."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    for fmt in ("png", "jpeg"):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format=fmt.upper())
+        out = compressed_to_rgb(fmt, buf.getvalue())
+        reference = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        assert out.shape == (48, 64, 3)
+        assert out.base is not None and out.base.nbytes == out.nbytes  # a view on one buffer
+        assert np.abs(out.astype(int) - reference).max() <= (0 if fmt == "png" else 2)
