@@ -66,13 +66,7 @@ test: lint pytest
 
 # The whole loop on the embedded default: simulated camera -> grounding node -> results + PNGs.
 demo: venv
-	@if [ -f egm_ros/models/egm_tiny/model.safetensors ]; then \
-	    $(BIN)/egm-demo --out $(CURDIR)/out/demo; \
-	else \
-	    echo "make demo: the embedded EGM-Tiny model is not trained yet (issue #6), so the demo"; \
-	    echo "cannot run on the embedded default. With another engine: egm-demo --backend"; \
-	    echo "transformers --model FOLDER, or --backend openai against vllm serve (README)."; \
-	fi
+	$(BIN)/egm-demo --out $(CURDIR)/out/demo
 
 # Soak run (issue #9): the grounding node for SOAK_SECONDS (default 10 minutes) at 30 Hz frames
 # and 5 commands a second, some malformed, against the scripted OpenAI-compatible server

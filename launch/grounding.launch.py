@@ -21,7 +21,7 @@ ARGUMENTS = {
         "camera namespace: image_raw, image_raw/compressed and camera_info "
         "are taken from <camera>/",
     ),
-    "backend": ("openai", "embedded | transformers | vllm | openai | tensorrt_llm"),
+    "backend": ("embedded", "embedded | transformers | vllm | openai | tensorrt_llm"),
     "model": ("", "model folder or name ('' = the backend's default)"),
     "base_url": ("http://127.0.0.1:8000/v1", "OpenAI-compatible server (openai backend)"),
     "mode": ("visible", "default mode of `command`: visible | amodal"),

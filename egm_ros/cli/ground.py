@@ -19,8 +19,8 @@ from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
 from egm_ros.engines import BACKENDS, create_engine
 
-#: "embedded" once EGM-Tiny ships (issue #6); until then the OpenAI-compatible server.
-DEFAULT_BACKEND = "openai"
+#: EGM-Tiny, shipped in the package: works on a fresh machine with no GPU and no download.
+DEFAULT_BACKEND = "embedded"
 
 EXIT_CODES = {
     Status.OK: 0,
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> GroundingOutcome:
             status=err.status, message=err.message, prompt=args.prompt, mode=mode
         )
     config = grounder_config(args, mode)
-    if args.backend == "embedded" and not args.json:
+    if args.backend == "embedded":  # stderr: the JSON on stdout stays clean
         from egm_ros.models.embedded import NOTICE
 
         print(f"egm-ground: note: {NOTICE}", file=sys.stderr)

@@ -85,10 +85,12 @@ class DemoClient(Node):
         self._asked_scenes.add(scene)
         truth = generate_scene(self.seed + scene, size=self.scene_size)
         rng = np.random.default_rng(1000 + scene)
-        samples = make_samples(truth, rng, amodal=False, per_scene=2)
-        for i, sample in enumerate(samples[:2]):
+        # One visible and one amodal command per scene; the amodal one prefers a partly hidden
+        # target, whose full box differs from its visible one.
+        visible = make_samples(truth, rng, amodal=False, per_scene=1)
+        hidden = make_samples(truth, rng, amodal=True, per_scene=1)
+        for amodal, sample in [(False, s) for s in visible] + [(True, s) for s in hidden]:
             target = truth.objects[sample.target]
-            amodal = i == 1  # one visible and one amodal command per scene
             self._ids += 1
             request_id = f"demo-{self._ids}"
             with self._lock:

@@ -10,8 +10,7 @@ from egm_ros.engines import BACKENDS
 
 #: name -> (default, keyword arguments of the node's ParameterDescriptor builder).
 PARAMETERS: dict[str, tuple[object, dict]] = {
-    # "embedded" becomes the default once EGM-Tiny ships (issue #6).
-    "backend": ("openai", dict(description="Engine.", read_only=True, choices=BACKENDS)),
+    "backend": ("embedded", dict(description="Engine.", read_only=True, choices=BACKENDS)),
     "model": (
         "",
         dict(description="Model folder or name ('' = the backend's default).", read_only=True),

@@ -1,0 +1,87 @@
+"""The shipped EGM-Tiny: it is where `backend: embedded` looks, it is small, it loads offline,
+and it still grounds held-out synthetic scenes: every answer parses, and the boxes overlap the
+targets far more than chance (a random model of the same size scores a mean IoU of about 0.03).
+The floors sit well under the README's numbers, so a broken export, tokenizer or chat template
+fails here while a re-run's small drift does not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from egm_ros.core.types import GroundingError, Status
+from egm_ros.models import embedded
+
+pytestmark = pytest.mark.ml
+
+#: Mean-IoU floors on 24 held-out samples, about half of what EGM-Tiny scores there (0.18,
+#: 0.22); the README reports the 200-sample numbers.
+VISIBLE_FLOOR, AMODAL_FLOOR = 0.09, 0.11
+
+
+def test_the_weights_ship_small_in_the_package() -> None:
+    folder = embedded.embedded_model_dir()
+    assert folder.parent == Path(embedded.__file__).parent
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size < 40 * 2**20
+    for name in ("config.json", "tokenizer.json", "processor_config.json", "egm_tiny.json"):
+        assert (folder / name).is_file(), name
+
+
+def test_a_missing_model_is_a_clear_engine_unavailable(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(embedded, "__file__", str(tmp_path / "embedded.py"))
+    with pytest.raises(GroundingError) as err:
+        embedded.embedded_model_dir()
+    assert err.value.status is Status.ENGINE_UNAVAILABLE
+    assert "egm-train" in err.value.message
+
+
+@pytest.mark.slow
+def test_egm_eval_on_held_out_scenes_clears_the_floor() -> None:
+    pytest.importorskip("torch")
+    exe = shutil.which("egm-eval", path=str(Path(sys.executable).parent))
+    proc = subprocess.run(
+        [exe, "--synthetic", "--seed", "500", "--n", "24", "--amodal", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["model"] == embedded.EMBEDDED_NAME  # the default backend is the embedded model
+    assert out["statuses"].get("ok", 0) >= 22, out["statuses"]
+    assert out["mean_iou"] >= VISIBLE_FLOOR, out
+    assert out["amodal_mean_iou"] >= AMODAL_FLOOR, out
+
+
+@pytest.mark.slow
+def test_egm_ground_without_a_backend_flag_uses_the_embedded_model(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    from egm_ros.data.scenes import generate_scene
+
+    scene = generate_scene(7)
+    image = tmp_path / "scene.png"
+    Image.fromarray(scene.image).save(image)
+    target = scene.objects[0]
+    exe = shutil.which("egm-ground", path=str(Path(sys.executable).parent))
+    proc = subprocess.run(
+        [exe, str(image), f"the {target.full_name}", "--amodal", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["status"] in ("ok", "not_found")
+    assert answer["model"] == embedded.EMBEDDED_NAME
+    assert "only knows the project's synthetic" in proc.stderr
+    if answer["status"] == "ok":
+        x1, y1, x2, y2 = answer["objects"][0]["visible"]
+        assert 0 <= x1 < x2 <= 224 and 0 <= y1 < y2 <= 224
