@@ -22,6 +22,7 @@ from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from egm_ros.action import Ground  # noqa: E402
@@ -453,7 +454,14 @@ def test_api_key_never_appears_in_results_diagnostics_parameters_or_logs(
         server.echo_auth = True  # a careless proxy: error bodies repeat the Authorization header
         node = harness.grounding_node(**node_params(server))
         probe = harness.probe()
-        probe.node.create_subscription(Log, "/rosout", logs.append, 100)
+        # /rosout keeps its history (transient local): a log line published before this
+        # subscription matched the node's publisher on a busy machine still arrives.
+        history = QoSProfile(
+            depth=1000,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            reliability=ReliabilityPolicy.RELIABLE,
+        )
+        probe.node.create_subscription(Log, "/rosout", logs.append, history)
         probe.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
         send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
         probe.wait_results(1, timeout=60)
