@@ -195,8 +195,7 @@ def _decode_bgr_view(raw: bytes, what: str) -> np.ndarray | None:
             mode = img.mode
     except Exception:  # noqa: BLE001 - undecodable: the Pillow path names the error
         return None
-    if w * h > MAX_DECODED_PIXELS:
-        raise _invalid(f"{what} is {w}x{h}: larger than {MAX_DECODED_PIXELS} pixels")
+    _check_decoded_size(w, h, what)
     if mode not in ("RGB", "L", "P", "RGBA", "LA"):
         return None
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # as Pillow: no EXIF rotation
@@ -206,13 +205,17 @@ def _decode_bgr_view(raw: bytes, what: str) -> np.ndarray | None:
     return bgr[:, :, ::-1]
 
 
+def _check_decoded_size(w: int, h: int, what: str) -> None:
+    """Refuse a decode bomb from its header, before any pixel is decoded."""
+    if w * h > MAX_DECODED_PIXELS:
+        raise _invalid(f"{what} is {w}x{h}: larger than {MAX_DECODED_PIXELS} pixels")
+
+
 def _decode(source, what: str, depth: bool = False) -> np.ndarray:
     """Decode with Pillow, checking the header size before any pixel is decoded."""
     try:
         with Image.open(source) as img:
-            w, h = img.size
-            if w * h > MAX_DECODED_PIXELS:
-                raise _invalid(f"{what} is {w}x{h}: larger than {MAX_DECODED_PIXELS} pixels")
+            _check_decoded_size(*img.size, what)
             if img.mode.startswith("I;16"):  # convert("RGB") would clip 16-bit grey
                 grey16 = np.asarray(img)
                 grey = _depth_to_8bit(grey16) if depth else (grey16 >> 8).astype(np.uint8)

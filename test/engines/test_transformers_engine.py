@@ -43,6 +43,13 @@ def test_generates_text_and_counts_tokens(engine) -> None:
     assert engine.model_config["model_type"] == "qwen3_vl"
 
 
+def run_together(threads: list[threading.Thread]) -> None:
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_concurrent_calls_are_batched(engine) -> None:
     engine.batch_sizes.clear()
     results: list = []
@@ -50,10 +57,7 @@ def test_concurrent_calls_are_batched(engine) -> None:
         threading.Thread(target=lambda: results.append(engine.generate([request(4)], 60)))
         for _ in range(4)
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(threads)
     assert len(results) == 4
     assert max(engine.batch_sizes) >= 2  # requests from different threads shared a batch
     assert sum(engine.batch_sizes) == 4
@@ -72,10 +76,7 @@ def test_callers_coming_back_apart_are_batched_like_the_batch_before(engine) -> 
             threading.Timer(0.15 * i, lambda: results.append(engine.generate([request(4)], 60)))
             for i in range(3)
         ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_together(threads)
         assert len(results) == 3
         assert engine.batch_sizes == [3]  # one batch, although the callers came 150 ms apart
         engine.generate([request(4)], 60)  # a lone caller: batch of 1 (after the linger) ...
