@@ -8,12 +8,12 @@ import os
 import sys
 from typing import TextIO
 
+from egm_ros.core.engine import SamplingParams
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import DEFAULT_MAX_PIXELS, GrounderConfig
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import Mode
 from egm_ros.engines import EngineSettings
-from egm_ros.engines.base import SamplingParams
 
 
 def engine_settings(args: argparse.Namespace) -> EngineSettings:

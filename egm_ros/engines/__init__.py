@@ -1,4 +1,4 @@
-"""Engines behind one interface (:class:`~egm_ros.engines.base.Engine`), made by name.
+"""Engines behind one interface (:class:`~egm_ros.core.engine.Engine`), made by name.
 
 Imports are lazy: the OpenAI-compatible engine needs only ``openai``; the in-process engines
 pull in torch, transformers, vLLM or TensorRT-LLM only when chosen.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from egm_ros.core.engine import Engine
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import Engine
 
 BACKENDS = ("embedded", "transformers", "vllm", "openai", "tensorrt_llm")
 

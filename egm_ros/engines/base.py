@@ -1,98 +1,20 @@
-"""The one engine interface. Every backend (OpenAI-compatible server, transformers, vLLM,
-TensorRT-LLM, the embedded model) implements :class:`Engine`; the grounder, the CLI and the
-ROS node only ever see this class.
+"""The engine interface, re-exported for code written against its old place: it lives in
+:mod:`egm_ros.core.engine` (the core uses it, and the core imports nothing above itself)."""
 
-An engine turns (image, prompt text) into generated text. It knows nothing about boxes,
-families or modes: prompts are built and answers parsed by the core.
-"""
+from egm_ros.core.engine import (
+    Engine,
+    EngineOutput,
+    EngineRequest,
+    ProgressCallback,
+    SamplingParams,
+    StopCheck,
+)
 
-from __future__ import annotations
-
-import abc
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
-
-#: Called while tokens stream in: (tokens generated so far, text so far).
-ProgressCallback = Callable[[int, str], None]
-#: Returns True once the text so far holds a complete answer, so generation can stop early.
-StopCheck = Callable[[str], bool]
-
-
-@dataclass
-class SamplingParams:
-    """Sampling settings; the defaults are the EGM authors' evaluation settings."""
-
-    max_new_tokens: int = 1024
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 20
-    repetition_penalty: float = 1.0
-
-
-@dataclass
-class EngineRequest:
-    """One generation: an RGB image (H x W x 3, uint8, already resized by the caller's
-    pixel policy) and the user text. Message layout is image first, then text, no system
-    prompt (as the EGM checkpoints were trained)."""
-
-    image: np.ndarray
-    prompt: str
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    stop_check: StopCheck | None = None
-    on_progress: ProgressCallback | None = None
-    cancel: threading.Event | None = None
-    #: Passed to the model's chat template, e.g. ``{"enable_thinking": False}`` to make a
-    #: thinking model answer directly (vLLM's server takes the same field).
-    chat_template_kwargs: dict | None = None
-
-
-@dataclass
-class EngineOutput:
-    """Generated text with its completion-token count and the engine-side wall time."""
-
-    text: str
-    tokens: int
-    inference_ms: float
-    finish_reason: str = ""
-
-
-class Engine(abc.ABC):
-    """A text generator over images. Implementations must be safe to call from several
-    threads at once and should batch concurrent calls where the engine can."""
-
-    #: Backend name as used by the ``backend`` parameter (e.g. ``"openai"``).
-    backend: str = ""
-
-    @property
-    @abc.abstractmethod
-    def model_name(self) -> str:
-        """The model as the engine names it (reported in every result)."""
-
-    @property
-    def model_config(self) -> dict | None:
-        """The model's ``config.json`` as a dict where the engine can read it (for family
-        auto-detection); ``None`` when unknown (e.g. a remote server)."""
-        return None
-
-    @abc.abstractmethod
-    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
-        """Run the requests together (batched where possible) and return one output each, in
-        order. Raises :class:`egm_ros.core.types.GroundingError` with status
-        ``engine_unavailable``, ``engine_error``, ``timeout`` or ``cancelled``; never anything
-        else for engine faults."""
-
-    def health(self) -> bool:
-        """Cheap check that the engine can serve now."""
-        return True
-
-    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
-        """Release the model / connections. Idempotent."""
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+__all__ = [
+    "Engine",
+    "EngineOutput",
+    "EngineRequest",
+    "ProgressCallback",
+    "SamplingParams",
+    "StopCheck",
+]

@@ -24,9 +24,9 @@ from urllib.parse import urlparse
 import httpx
 import openai
 
+from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.images import data_url
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
 from egm_ros.engines.secrets import load_api_key, redact
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
 from egm_ros.engines.batching import next_batch
 
 try:  # the engine module is imported only when this backend is chosen

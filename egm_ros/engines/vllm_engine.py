@@ -27,9 +27,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.images import data_url
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
 from egm_ros.engines.batching import next_batch
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class VLLMEngine(Engine):
 
 
 def to_vllm_sampling(sampling, sampling_params_cls):
-    """Our :class:`~egm_ros.engines.base.SamplingParams` as vLLM's."""
+    """Our :class:`~egm_ros.core.engine.SamplingParams` as vLLM's."""
     return sampling_params_cls(
         max_tokens=sampling.max_new_tokens,
         temperature=sampling.temperature,

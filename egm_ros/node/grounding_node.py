@@ -35,12 +35,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from egm_ros.action import Ground
+from egm_ros.core.engine import Engine, SamplingParams
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Latency, Mode, Status
 from egm_ros.engines import BACKENDS, EngineSettings, create_engine
-from egm_ros.engines.base import Engine, SamplingParams
 from egm_ros.msg import GroundingCommand, GroundingResult
 from egm_ros.node.conversions import (
     image_msg_to_rgb,

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from openai_server import ScriptedOpenAIServer, ServerProcess, split_tokens
 
+from egm_ros.core.engine import EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import EngineRequest, SamplingParams
 from egm_ros.engines.openai_engine import OpenAIEngine
 
 IMAGE = np.zeros((32, 48, 3), np.uint8)

@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 
+from egm_ros.core.engine import EngineRequest, SamplingParams
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.types import GroundingError, Mode, Status
-from egm_ros.engines.base import EngineRequest, SamplingParams
 
 pytestmark = pytest.mark.ml
 IMAGE = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)

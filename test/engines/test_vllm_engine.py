@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from egm_ros.engines.base import EngineRequest, SamplingParams
+from egm_ros.core.engine import EngineRequest, SamplingParams
 
 pytestmark = [pytest.mark.ml, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from egm_ros.core.engine import EngineRequest, SamplingParams
 from egm_ros.core.types import Status
-from egm_ros.engines.base import EngineRequest, SamplingParams
 from egm_ros.engines.openai_engine import OpenAIEngine
 
 pytestmark = [pytest.mark.ml, pytest.mark.slow]
