@@ -1,5 +1,5 @@
 """The grounder: command + RGB image in, visible (and amodal) pixel boxes out, through any
-:class:`~egm_ros.engines.base.Engine`.
+:class:`~egm_ros.core.engine.Engine`.
 
 It owns everything model-specific that is not the engine: the prompt for the family and mode,
 the resize policy, early stop once the answer is complete, parsing back to source pixels, and
@@ -19,6 +19,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from egm_ros.core.engine import (
+    Engine,
+    EngineOutput,
+    EngineRequest,
+    ProgressCallback,
+    SamplingParams,
+)
 from egm_ros.core.families import Family, detect_family, model_input_size
 from egm_ros.core.geometry import iou
 from egm_ros.core.images import limit_pixels
@@ -33,7 +40,6 @@ from egm_ros.core.types import (
     Mode,
     Status,
 )
-from egm_ros.engines.base import Engine, EngineRequest, ProgressCallback, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +178,18 @@ class Grounder:
         height, width = source.shape[:2]
         input_size = model_input_size(family, image.shape[1], image.shape[0])
         parsed = [
-            parse_answer(
-                out.text,
+            _checked(
+                parse_answer(
+                    out.text,
+                    family,
+                    (width, height),
+                    model_input_size=input_size,
+                    clip=(m is Mode.VISIBLE),
+                    thinking=thinking,
+                ),
+                out,
                 family,
-                (width, height),
-                model_input_size=input_size,
-                clip=(m is Mode.VISIBLE),
+                thinking,
             )
             for out, m in zip(outputs, modes, strict=True)
         ]
@@ -188,6 +200,27 @@ class Grounder:
             outcome.reasoning = f"{visible.reasoning}\n\n[amodal] {amodal.reasoning}".strip()
         outcome.objects = _pair(visible, amodal)
         outcome.status, outcome.message = _combined_status(visible, amodal, outcome.objects)
+
+
+def _checked(
+    parsed: ParsedAnswer, output: EngineOutput, family: Family, thinking: bool
+) -> ParsedAnswer:
+    """A generation cut off by the token limit before a complete answer is never ``ok`` or
+    ``not_found``: what it holds may be the start of a longer answer (more boxes, a different
+    target) or prose the model was still writing."""
+    if output.finish_reason != "length" or parsed.status is Status.MALFORMED_OUTPUT:
+        return parsed
+    if answer_complete(output.text, family, thinking):
+        return parsed
+    return ParsedAnswer(
+        Status.MALFORMED_OUTPUT,
+        reasoning=parsed.reasoning,
+        answer=parsed.answer,
+        message=(
+            f"output hit the token limit ({output.tokens} tokens) before a complete answer: "
+            "raise max_new_tokens"
+        ),
+    )
 
 
 def _pair(visible: ParsedAnswer, amodal: ParsedAnswer | None) -> list[GroundedObject]:

@@ -240,7 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        tokens = split_tokens(text)[: max(1, int(body.get("max_tokens") or 10**9))]
+        every = split_tokens(text)
+        tokens = every[: max(1, int(body.get("max_tokens") or 10**9))]
+        # As vLLM reports it: "length" when max_tokens cut the answer, "stop" at its end.
+        finish = "length" if len(tokens) < len(every) else "stop"
         base = {
             "id": "cmpl-test",
             "object": "chat.completion.chunk",
@@ -258,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
                     base, choices=[{"index": 0, "delta": {"content": token}, "finish_reason": None}]
                 )
                 self._event(chunk)
-            self._event(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+            self._event(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}]))
             if (body.get("stream_options") or {}).get("include_usage"):
                 self._event(
                     dict(

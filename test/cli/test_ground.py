@@ -134,6 +134,32 @@ def test_engine_errors_are_one_line_and_non_zero(image_file: Path, args, code, s
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("max_new_tokens", ["1024", "24"], ids=["stream-ends", "token-limit"])
+def test_reasoning_cut_off_before_its_end_is_malformed_not_ok(
+    image_file: Path, max_new_tokens: str
+) -> None:
+    # Issue 16, defect 1, as a user saw it: the stream ends inside the reasoning (no </think>)
+    # after a number quad; it used to exit 0 with status ok and the reasoning's numbers as box.
+    reasoning = (
+        "The red box is on the left, about [156, 312, 406, 688], and the blue one covers its"
+        " lower half, so I should look again at the left edge of the table before I answer"
+    )
+    with ScriptedOpenAIServer(reply=lambda request: reasoning, model="egm") as server:
+        proc = run_cli(
+            str(image_file),
+            "the red box",
+            "--base-url",
+            server.base_url,
+            "--max-new-tokens",
+            max_new_tokens,
+            "--json",
+        )
+    assert_one_error_line(proc, 1, "malformed_output")
+    out = json.loads(proc.stdout)
+    assert out["objects"] == []
+    assert "max_new_tokens" in proc.stderr
+
+
 def test_missing_image_and_empty_prompt_are_invalid_input(image_file: Path) -> None:
     missing = run_cli("/nonexistent.png", "the mug", "--json")
     assert missing.returncode == 2

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
+from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, Mode, Status
-from egm_ros.engines.base import Engine, EngineOutput, EngineRequest
 
 
 class ScriptedEngine(Engine):
@@ -21,9 +22,16 @@ class ScriptedEngine(Engine):
 
     backend = "scripted-test-engine"
 
-    def __init__(self, visible: str = "", amodal: str = "", error: GroundingError | None = None):
+    def __init__(
+        self,
+        visible: str = "",
+        amodal: str = "",
+        error: GroundingError | None = None,
+        finish_reason: str = "stop",
+    ):
         self.answers = {Mode.VISIBLE: visible, Mode.AMODAL: amodal}
         self.error = error
+        self.finish_reason = finish_reason
         self.calls: list[list[EngineRequest]] = []
         self.timeouts: list[float] = []
 
@@ -42,7 +50,14 @@ class ScriptedEngine(Engine):
             text = self.answers[mode]
             if request.on_progress:
                 request.on_progress(3, text[:5])
-            outputs.append(EngineOutput(text=text, tokens=len(text.split()), inference_ms=1.0))
+            outputs.append(
+                EngineOutput(
+                    text=text,
+                    tokens=len(text.split()),
+                    inference_ms=1.0,
+                    finish_reason=self.finish_reason,
+                )
+            )
         return outputs
 
 
@@ -194,3 +209,49 @@ def test_the_engine_gets_the_configured_timeout_or_the_callers_budget() -> None:
     g.ground(RGB, "the mug")
     g.ground(RGB, "the mug", timeout=2.5)  # e.g. what queueing left of a node request's budget
     assert engine.timeouts == [30.0, 2.5]
+
+
+# Regression (issue 16, defect 1): reasoning cut off before ``</think>`` that mentions
+# coordinates was answered ok with a box taken from the reasoning.
+TRUNCATED_REASONING = (
+    "The red box is on the left, about [156, 312, 406, 688], and the blue one covers its"
+)
+
+
+@pytest.mark.parametrize("finish_reason", ["length", "stop"])
+def test_reasoning_cut_off_before_think_close_is_malformed_not_ok(finish_reason: str) -> None:
+    engine = ScriptedEngine(visible=TRUNCATED_REASONING, finish_reason=finish_reason)
+    out = grounder(engine).ground(RGB, "the red box")  # egm prompts: the template opens <think>
+    assert out.status is Status.MALFORMED_OUTPUT, out.message
+    assert out.objects == []
+    assert "max_new_tokens" in out.message
+
+
+def test_a_length_finish_before_a_complete_answer_is_never_ok() -> None:
+    # No think block (a base model), and the box so far parses, but the token limit cut it.
+    engine = ScriptedEngine(visible=TRUNCATED_REASONING, finish_reason="length")
+    out = grounder(engine, prompt_style=PromptStyle.BASE).ground(RGB, "the red box")
+    assert out.status is Status.MALFORMED_OUTPUT, out.message
+    assert out.objects == [] and "token limit" in out.message
+
+
+def test_a_length_finish_cannot_claim_not_found_either() -> None:
+    engine = ScriptedEngine(
+        visible="I looked.</think>There is no red box but a", finish_reason="length"
+    )
+    out = grounder(engine).ground(RGB, "the red box")
+    assert out.status is Status.MALFORMED_OUTPUT
+
+
+def test_a_complete_answer_that_used_every_token_is_still_ok() -> None:
+    engine = ScriptedEngine(visible=answer([100, 100, 500, 500]), finish_reason="length")
+    out = grounder(engine).ground(RGB, "the mug")
+    assert out.status is Status.OK
+    assert out.objects[0].visible.as_list() == [100.0, 50.0, 500.0, 250.0]
+
+
+def test_without_a_think_block_in_the_template_a_plain_answer_is_parsed() -> None:
+    # prompt_style base: no <think> opened, so an answer without </think> is the answer.
+    engine = ScriptedEngine(visible='```json\n[{"bbox_2d": [100, 100, 500, 500]}]\n```')
+    out = grounder(engine, prompt_style=PromptStyle.BASE).ground(RGB, "the mug")
+    assert out.status is Status.OK
