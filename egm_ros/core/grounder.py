@@ -30,7 +30,7 @@ from egm_ros.core.families import Family, detect_family, model_input_size
 from egm_ros.core.geometry import iou
 from egm_ros.core.images import limit_pixels
 from egm_ros.core.parsing import ParsedAnswer, answer_complete, parse_answer
-from egm_ros.core.prompts import PromptStyle, build_prompt, validate_command
+from egm_ros.core.prompts import PromptStyle, build_prompt, declared_templates, validate_command
 from egm_ros.core.types import (
     Box,
     GroundedObject,
@@ -72,6 +72,8 @@ class Grounder:
         self.config = config or GrounderConfig()
         self._family = self.config.family
         self._family_lock = threading.Lock()
+        self._declared: dict[Mode, str] | None = None
+        self._declared_read = False
 
     @property
     def family(self) -> Family:
@@ -80,6 +82,19 @@ class Grounder:
                 if self._family is None:
                     self._family = detect_family(self.engine.model_config, self.engine.model_name)
         return self._family
+
+    @property
+    def declared_prompts(self) -> dict[Mode, str] | None:
+        """The wording the model's own config declares it was trained with (see
+        :func:`~egm_ros.core.prompts.declared_templates`); ``None`` for the family's."""
+        if not self._declared_read:
+            with self._family_lock:
+                try:
+                    self._declared = declared_templates(self.engine.model_config)
+                except ValueError as err:
+                    raise GroundingError(Status.ENGINE_ERROR, f"model config: {err}") from None
+                self._declared_read = True
+        return self._declared
 
     def ground(
         self,
@@ -147,7 +162,9 @@ class Grounder:
     ) -> None:
         family = self.family
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
-        thinking = self.config.prompt_style is PromptStyle.EGM and self.config.thinking
+        declared = self.declared_prompts
+        # The prompt style picks words only; whether output opens with reasoning is `thinking`.
+        thinking = self.config.thinking
         template_kwargs = None if self.config.thinking else {"enable_thinking": False}
         stop_check = None
         if self.config.early_stop:
@@ -158,7 +175,7 @@ class Grounder:
         requests = [
             EngineRequest(
                 image=image,
-                prompt=build_prompt(sent, m, family, self.config.prompt_style),
+                prompt=build_prompt(sent, m, family, self.config.prompt_style, declared),
                 sampling=replace(self.config.sampling),
                 stop_check=stop_check,
                 # Feedback follows the first query; both advance at the same pace when batched.

@@ -38,7 +38,8 @@ def truth_reply(records: list[EvalRecord]):
 
     def reply(body: dict) -> str:
         text = body["messages"][0]["content"][-1]["text"]
-        sent = re.search(r"<ref>(.*)</ref>", text).group(1)
+        sent = re.search(r"<ref>(.*)</ref>|^Locate (.*?)(?: amodally)?, output", text)
+        sent = sent.group(1) or sent.group(2)
         box = truth[(sent, "amodal" in text)]
         return f'Found it.</think>\n```json\n[{{"bbox_2d": {box}, "label": "x"}}]\n```'
 

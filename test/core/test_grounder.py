@@ -79,13 +79,59 @@ def test_visible_mode_sends_one_query_with_the_egm_prompt_and_early_stop() -> No
     assert out.status is Status.OK
     (call,) = engine.calls
     (request,) = call
-    assert request.prompt.startswith("Please provide the bounding box coordinate")
-    assert "<ref>the red mug</ref>" in request.prompt
+    assert request.prompt == "Locate the red mug, output its bbox coordinates using JSON format"
     assert request.stop_check is not None and request.stop_check(answer([1, 2, 3, 4]))
     assert not request.stop_check("I see it. The mug")
     assert out.objects[0].visible.as_list() == [100.0, 50.0, 500.0, 250.0]
     assert out.objects[0].amodal is None and not out.objects[0].amodal_predicted
     assert out.reasoning == "I see it."
+
+
+@pytest.mark.parametrize("style", ["egm", "base"])
+def test_reasoning_handling_follows_thinking_not_the_prompt_style(style: str) -> None:
+    """A box written in the reasoning must not stop generation while the model thinks, with
+    the base wording as with the EGM one; without thinking the answer comes at once."""
+    in_reasoning = 'The mug, maybe {"bbox_2d": [1, 2, 3, 4]}, no, the other one'
+    for thinking, stops in ((True, False), (False, True)):
+        engine = ScriptedEngine(visible=answer([1, 2, 3, 4]))
+        config = GrounderConfig(family=Family.QWEN3_VL, prompt_style=style, thinking=thinking)
+        Grounder(engine, config).ground(RGB, "the red mug")
+        (request,) = engine.calls[0]
+        assert request.stop_check(in_reasoning) is stops
+        assert request.stop_check(answer([1, 2, 3, 4]))
+        assert request.chat_template_kwargs == (None if thinking else {"enable_thinking": False})
+
+
+class DeclaringEngine(ScriptedEngine):
+    """A scripted engine whose model config declares its own prompt wording."""
+
+    def __init__(self, declared: object, **answers: str) -> None:
+        super().__init__(**answers)
+        self.declared = declared
+
+    @property
+    def model_config(self) -> dict | None:
+        return {"model_type": "qwen3_vl", "egm_prompts": self.declared}
+
+
+def test_a_model_that_declares_its_wording_is_asked_in_it() -> None:
+    declared = {"visible": "find <ref>{sent}</ref>", "amodal": "find all of <ref>{sent}</ref>"}
+    engine = DeclaringEngine(declared, visible=answer([1, 2, 3, 4]), amodal=answer([1, 2, 5, 6]))
+    out = Grounder(engine).ground(RGB, "the red mug", Mode.AMODAL)
+    assert out.status is Status.OK
+    assert [r.prompt for r in engine.calls[0]] == [
+        "find <ref>the red mug</ref>",
+        "find all of <ref>the red mug</ref>",
+    ]
+    base = Grounder(engine, GrounderConfig(prompt_style="base")).ground(RGB, "the red mug")
+    assert base.status is Status.OK and engine.calls[1][0].prompt.startswith("Locate the red mug")
+
+
+def test_a_malformed_declaration_is_an_engine_error_naming_it() -> None:
+    engine = DeclaringEngine({"visible": "no placeholder"}, visible=answer([1, 2, 3, 4]))
+    out = Grounder(engine).ground(RGB, "the red mug")
+    assert out.status is Status.ENGINE_ERROR and "egm_prompts" in out.message
+    assert not engine.calls
 
 
 def test_amodal_mode_sends_both_queries_in_one_call_and_pairs_them() -> None:

@@ -2,38 +2,110 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egm_ros.core.families import Family
-from egm_ros.core.prompts import PromptStyle, build_prompt, validate_command
+from egm_ros.core.prompts import PromptStyle, build_prompt, declared_templates, validate_command
 from egm_ros.core.types import GroundingError, Mode, Status
 
+#: Copied character for character from zgq1879/EGM verl/scripts/vllm_infer.py (PROMPT_TEMPLATE
+#: for prompt_template qwen3, qwen3_amodal, grounding, amodal).
+AUTHORS = {
+    "qwen3": "Locate {sent}, output its bbox coordinates using JSON format",
+    "qwen3_amodal": "Locate {sent} amodally, output its bbox coordinates using JSON format",
+    "grounding": "Please provide the bounding box coordinate of the region this sentence "
+    "describes: <ref>{sent}</ref> ",
+    "amodal": "Please provide the amodal bounding box coordinate of the region this sentence "
+    "describes: <ref>{sent}</ref>",
+}
 
-def test_egm_prompts_are_the_authors_words() -> None:
+
+@pytest.mark.parametrize(
+    ("family", "mode", "template"),
+    [
+        (Family.QWEN3_VL, Mode.VISIBLE, "qwen3"),
+        (Family.QWEN3_VL, Mode.AMODAL, "qwen3_amodal"),
+        (Family.QWEN2_5_VL, Mode.VISIBLE, "qwen3"),
+        (Family.QWEN2_5_VL, Mode.AMODAL, "qwen3_amodal"),
+        (Family.INTERNVL3, Mode.VISIBLE, "grounding"),
+        (Family.INTERNVL3, Mode.AMODAL, "amodal"),
+    ],
+)
+def test_egm_prompts_are_the_authors_words_per_family(family, mode, template) -> None:
+    expected = AUTHORS[template].format(sent="the red mug")
+    assert build_prompt("the red mug", mode, family) == expected
+    assert build_prompt("the red mug", mode.value, family.value, "egm") == expected
+
+
+def test_the_internvl_visible_prompt_keeps_its_trailing_space() -> None:
+    assert build_prompt("mug", Mode.VISIBLE, Family.INTERNVL3).endswith("<ref>mug</ref> ")
+    assert build_prompt("mug", Mode.AMODAL, Family.INTERNVL3).endswith("<ref>mug</ref>")
+
+
+def test_qwen3_vl_is_the_default_family() -> None:
     assert build_prompt("the red mug", Mode.VISIBLE) == (
-        "Please provide the bounding box coordinate of the region this sentence describes: "
-        "<ref>the red mug</ref>"
-    )
-    assert build_prompt("the red mug", Mode.AMODAL, Family.INTERNVL3) == (
-        "Please provide the amodal bounding box coordinate of the region this sentence "
-        "describes: <ref>the red mug</ref>"
-    )
-
-
-def test_base_prompt_for_plain_qwen3_vl() -> None:
-    assert build_prompt("the red mug", Mode.VISIBLE, style=PromptStyle.BASE) == (
         "Locate the red mug, output its bbox coordinates using JSON format"
     )
-    assert build_prompt("the red mug", "amodal", style="base") == (
+
+
+@pytest.mark.parametrize("family", list(Family))
+def test_base_prompt_for_plain_models(family: Family) -> None:
+    assert build_prompt("the red mug", Mode.VISIBLE, family, style=PromptStyle.BASE) == (
+        "Locate the red mug, output its bbox coordinates using JSON format"
+    )
+    assert build_prompt("the red mug", "amodal", family, style="base") == (
         "Locate the red mug, including any part hidden behind other objects, output its full "
         "(amodal) bbox coordinates using JSON format"
     )
 
 
-def test_braces_in_the_expression_are_not_format_fields() -> None:
-    assert build_prompt("{sent} {0}", Mode.VISIBLE).endswith("<ref>{sent} {0}</ref>")
+@pytest.mark.parametrize("family", list(Family))
+def test_braces_in_the_expression_are_not_format_fields(family: Family) -> None:
+    for mode in Mode:
+        assert "{sent} {0}" in build_prompt("{sent} {0}", mode, family)
+
+
+#: The wording the shipped EGM-Tiny was trained with (before the EGM-Qwen wording was fixed).
+OLD = (
+    "Please provide the bounding box coordinate of the region this sentence describes: "
+    "<ref>{sent}</ref>"
+)
+
+
+def test_a_model_declared_wording_replaces_the_egm_one() -> None:
+    declared = declared_templates({"model_type": "qwen3_vl", "egm_prompts": {"visible": OLD}})
+    assert declared == {Mode.VISIBLE: OLD}
+    assert build_prompt("mug", Mode.VISIBLE, declared=declared) == OLD.format(sent="mug")
+    # A mode it does not declare keeps the family's; the base style ignores the declaration.
+    assert build_prompt("mug", Mode.AMODAL, declared=declared).startswith("Locate mug amodally")
+    assert build_prompt("mug", Mode.VISIBLE, style="base", declared=declared).startswith("Locate")
+
+
+def test_no_declaration_means_none() -> None:
+    assert declared_templates(None) is None
+    assert declared_templates({"model_type": "qwen3_vl"}) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["just text", {"visible": "no placeholder"}, {"visible": "{sent} {sent}"}, {"sideways": OLD}],
+)
+def test_a_malformed_declaration_is_refused(bad) -> None:
+    with pytest.raises(ValueError):
+        declared_templates({"egm_prompts": bad})
+
+
+def test_the_shipped_model_declares_the_wording_it_was_trained_with() -> None:
+    from egm_ros.models.embedded import embedded_model_dir
+
+    config = json.loads((embedded_model_dir() / "config.json").read_text())
+    declared = declared_templates(config)
+    assert declared is not None and declared[Mode.VISIBLE] == OLD
+    assert declared[Mode.AMODAL] == OLD.replace("the bounding", "the amodal bounding")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +155,7 @@ def test_accepted_commands_cannot_break_the_prompt(text: str) -> None:
     except GroundingError as err:
         assert err.status is Status.INVALID_INPUT
         return
-    prompt = build_prompt(sent, Mode.VISIBLE)
+    prompt = build_prompt(sent, Mode.VISIBLE, Family.INTERNVL3)
     assert prompt.count("<ref>") == 1 and prompt.count("</ref>") == 1
     assert "<|" not in sent and "</think>" not in sent.lower()
     assert sent == sent.strip() and "  " not in sent and 0 < len(sent) <= 500

@@ -216,7 +216,7 @@ def test_corpus_covers_prompts_targets_and_the_vocabulary() -> None:
     assert lines == list(corpus_lines(8, seed=100))
     text = "\n".join(lines)
     assert "</think>" in text and "```json" in text
-    assert "Please provide the bounding box coordinate" in text
-    assert "Please provide the amodal bounding box coordinate" in text
+    assert ", output its bbox coordinates using JSON format" in text  # the EGM-Qwen prompts
+    assert " amodally, output its bbox coordinates using JSON format" in text
     for word in (*KINDS, *COLOURS, "small", "large", "significantly", "upwards"):
         assert word in text, word
