@@ -163,8 +163,12 @@ class Grounder:
         family = self.family
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
         declared = self.declared_prompts
-        # The prompt style picks words only; whether output opens with reasoning is `thinking`.
+        # Nothing before a </think> stops generation while the model may think, whatever the
+        # prompt style. EGM checkpoints always reason first, so a turn that ends without
+        # </think> is truncated; a base model may be a non-thinking one (Qwen3-VL Instruct),
+        # whose ended turn without any think tag is its answer.
         thinking = self.config.thinking
+        parse_thinking = thinking and self.config.prompt_style is PromptStyle.EGM
         template_kwargs = None if self.config.thinking else {"enable_thinking": False}
         stop_check = None
         if self.config.early_stop:
@@ -202,7 +206,7 @@ class Grounder:
                     (width, height),
                     model_input_size=input_size,
                     clip=(m is Mode.VISIBLE),
-                    thinking=thinking,
+                    thinking=parse_thinking,
                 ),
                 out,
                 family,

@@ -102,6 +102,19 @@ def test_reasoning_handling_follows_thinking_not_the_prompt_style(style: str) ->
         assert request.chat_template_kwargs == (None if thinking else {"enable_thinking": False})
 
 
+def test_a_base_model_that_ends_its_turn_without_thinking_is_answered() -> None:
+    """Base style: a thinking base model's reasoning is split off, and a non-thinking one
+    (no think tag, turn ended) is taken at its word; an EGM checkpoint that ends its turn
+    without </think> was cut short."""
+    for text in (answer([100, 100, 500, 500]), answer([100, 100, 500, 500]).split("</think>")[1]):
+        out = grounder(ScriptedEngine(visible=text), prompt_style="base").ground(RGB, "the mug")
+        assert out.status is Status.OK, out.message
+        assert out.objects[0].visible.as_list() == [100.0, 50.0, 500.0, 250.0]
+    bare = answer([100, 100, 500, 500]).split("</think>")[1]
+    out = grounder(ScriptedEngine(visible=bare)).ground(RGB, "the mug")
+    assert out.status is Status.MALFORMED_OUTPUT and "</think>" in out.message
+
+
 class DeclaringEngine(ScriptedEngine):
     """A scripted engine whose model config declares its own prompt wording."""
 
