@@ -24,6 +24,7 @@ from typing import TextIO
 import numpy as np
 
 from egm_ros.cli.common import engine_settings, grounder_config
+from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.geometry import iou
 from egm_ros.core.grounder import Grounder
@@ -71,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ask the model to answer without reasoning (enable_thinking=False)",
     )
-    p.add_argument("--max-new-tokens", type=_positive_int, default=1024)
+    p.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"generation limit per query (default {DEFAULT_MAX_NEW_TOKENS}, as the EGM authors)",
+    )
     p.add_argument("--max-pixels", type=_positive_int, default=None)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--api-key-env", default="EGM_API_KEY")

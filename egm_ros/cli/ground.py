@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from egm_ros.cli.common import answer_stream, engine_settings, grounder_config
+from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
@@ -73,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="egm: EGM checkpoints; base: plain Qwen3-VL models",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"generation limit per query (default {DEFAULT_MAX_NEW_TOKENS}, as the EGM authors)",
+    )
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument(
         "--max-pixels",

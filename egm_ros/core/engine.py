@@ -22,11 +22,16 @@ ProgressCallback = Callable[[int, str], None]
 StopCheck = Callable[[str], bool]
 
 
+#: The EGM authors' token budget (``--max_tokens 4096`` in their ``vllm_infer.sh``): an EGM
+#: reasoning can be long, and one cut short has no answer.
+DEFAULT_MAX_NEW_TOKENS = 4096
+
+
 @dataclass
 class SamplingParams:
     """Sampling settings; the defaults are the EGM authors' evaluation settings."""
 
-    max_new_tokens: int = 1024
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 20

@@ -4,6 +4,7 @@ config/grounding.yaml documents every entry (a test keeps the two equal)."""
 
 from __future__ import annotations
 
+from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.engines import BACKENDS
@@ -50,7 +51,10 @@ PARAMETERS: dict[str, tuple[object, dict]] = {
         "visible",
         dict(description="Default mode of `command` messages.", choices=("visible", "amodal")),
     ),
-    "max_new_tokens": (1024, dict(description="Generation limit per query.", int_range=(1, 8192))),
+    "max_new_tokens": (
+        DEFAULT_MAX_NEW_TOKENS,
+        dict(description="Generation limit per query.", int_range=(1, 8192)),
+    ),
     "temperature": (
         0.0,
         dict(

@@ -27,3 +27,25 @@ def test_the_key_is_named_never_given() -> None:
     ]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["scene.png", "the mug", "--api-key", "sk-1"])
+
+
+def test_the_token_budget_is_the_egm_authors_4096_everywhere() -> None:
+    """Their vllm_infer.sh passes --max_tokens 4096; an EGM reasoning cut short has no box."""
+    from pathlib import Path
+
+    import yaml
+
+    from egm_ros.cli import eval as egm_eval
+    from egm_ros.cli.common import grounder_config
+    from egm_ros.core.engine import SamplingParams
+    from egm_ros.node.parameters import PARAMETERS
+
+    ground_args = build_parser().parse_args(["scene.png", "the mug"])
+    eval_args = egm_eval.build_parser().parse_args(["--synthetic"])
+    assert ground_args.max_new_tokens == eval_args.max_new_tokens == 4096
+    assert grounder_config(ground_args).sampling.max_new_tokens == 4096
+    assert SamplingParams().max_new_tokens == 4096
+    assert PARAMETERS["max_new_tokens"][0] == 4096
+    config = Path(__file__).resolve().parents[2] / "config" / "grounding.yaml"
+    params = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]
+    assert params["max_new_tokens"] == 4096
