@@ -133,6 +133,16 @@ def _names(objs: list[SceneObject]) -> str:
     return ", ".join(o.full_name for o in objs)
 
 
+def _listing(objs: list[SceneObject], scene: Scene) -> str:
+    """Each object with its visible box (0..1000): the trace then names every candidate at its
+    place, so twins differ by where they are and the answer has a box to copy."""
+    return ", ".join(f"{o.full_name} {_box(o.visible, scene)}" for o in objs)
+
+
+def _box(box: Box, scene: Scene) -> str:
+    return json.dumps(relative_box(box, *scene.size))
+
+
 def _attribute(scene: Scene, obj: SceneObject) -> Iterator[Expression]:
     for attrs, phrase in _attribute_phrases(scene, obj):
         if not attrs:
@@ -148,7 +158,7 @@ def _ordinal(scene: Scene, kind: str, scale: float) -> Iterator[Expression]:
     if len(row) < 2 or min(np.diff(xs)) < ORDER_GAP * scale:
         return
     for side, order in (("left", row), ("right", row[::-1])):
-        listing = f"From the {side}: {_names(order)}."
+        listing = f"From the {side}: {_listing(order, scene)}."
         for k, obj in enumerate(order[: len(ORDINALS)]):
             why = f"{listing} The {ORDINALS[k]} is the {obj.full_name}."
             yield Expression(f"the {ORDINALS[k]} {kind} from the {side}", obj.index, "ordinal", why)
@@ -181,12 +191,13 @@ def _relative(scene: Scene, ref: SceneObject, scale: float) -> Iterator[Expressi
             if len(strict) != 1 or loose != strict:
                 continue
             obj = strict[0]
+            at = f"{ref.full_name} {_box(ref.visible, scene)}"
             if relation == "behind":
-                why = f"The {ref.full_name} hides part of the {obj.full_name}."
+                why = f"The {at} hides part of the {obj.full_name}."
             elif relation == "in front of":
-                why = f"The {obj.full_name} hides part of the {ref.full_name}."
+                why = f"The {obj.full_name} hides part of the {at}."
             else:
-                why = f"{relation.capitalize()} the {ref.full_name}: the {obj.full_name}."
+                why = f"{relation.capitalize()} the {at}: the {obj.full_name}."
             text = f"the {kind} {relation} the {ref_phrase}"
             yield Expression(text, obj.index, "relative", why)
 
@@ -209,7 +220,7 @@ def _occlusion(scene: Scene, kind: str) -> Iterator[Expression]:
 
 def expressions(scene: Scene) -> list[Expression]:
     """Every unambiguous expression of the scene, in a fixed order."""
-    scale = scene.size[0] / 224.0
+    scale = min(scene.size) / 224.0
     out: list[Expression] = []
     for obj in scene.objects:
         out.extend(_attribute(scene, obj))
@@ -225,9 +236,7 @@ def _amodal_reasoning(scene: Scene, obj: SceneObject) -> str:
     the amodal box is then the visible box pushed out by the named degrees."""
     if not obj.occlusions:
         return "Nothing hides it."
-    seen = relative_box(obj.visible, *scene.size)
-    parts = [f"Visible part: {json.dumps(seen)}."]
-    parts += [
+    parts = [
         f"The {scene.objects[o.by].full_name} hides its {o.side} part." for o in obj.occlusions[:2]
     ]
     reach = sorted(
@@ -243,11 +252,13 @@ def _amodal_reasoning(scene: Scene, obj: SceneObject) -> str:
 
 
 def reasoning(scene: Scene, expr: Expression, mode: Mode) -> str:
-    """The EGM-style trace: candidates, the match and why, then (amodal) occluder and extent."""
+    """The EGM-style trace: the candidates at their places, the match and why, then (amodal)
+    occluder and extent."""
     obj = scene.objects[expr.target]
     row = sorted((o for o in scene.objects if o.kind == obj.kind), key=lambda o: o.amodal.x1)
-    listed = len(row) > 1 and expr.category != "ordinal"  # an ordinal's why lists them in order
-    parts = [f"Candidates: {_names(row)}.", expr.why] if listed else [expr.why]
+    listed = expr.category != "ordinal"  # an ordinal's why lists them in order
+    parts = [f"Candidates: {_listing(row, scene)}.", expr.why] if listed else [expr.why]
+    parts.append(f"Target: {_listing([obj], scene)}.")  # the box the answer starts from
     if mode is Mode.AMODAL:
         parts.append(_amodal_reasoning(scene, obj))
     return " ".join(parts)

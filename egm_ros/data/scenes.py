@@ -171,8 +171,8 @@ def _draw(draw: ImageDraw.ImageDraw, kind: str, box, fill, ident: int | None = N
         raise ValueError(f"unknown kind {kind!r}")
 
 
-def _silhouette(kind: str, box, size: int) -> np.ndarray:
-    canvas = Image.new("L", (size, size), 0)
+def _silhouette(kind: str, box, size: tuple[int, int]) -> np.ndarray:
+    canvas = Image.new("L", size, 0)
     _draw(ImageDraw.Draw(canvas), kind, box, None, ident=1)
     return np.asarray(canvas) == 1
 
@@ -182,14 +182,14 @@ def _depth_order(placed: list[_Placed]) -> list[int]:
     return sorted(range(len(placed)), key=lambda i: (placed[i].box[3], i))
 
 
-def _compose(placed: list[_Placed], size: int) -> np.ndarray:
-    mask = np.full((size, size), BACKGROUND, np.uint8)
+def _compose(placed: list[_Placed], size: tuple[int, int]) -> np.ndarray:
+    mask = np.full((size[1], size[0]), BACKGROUND, np.uint8)
     for i in _depth_order(placed):
         mask[placed[i].silhouette] = i
     return mask
 
 
-def _acceptable(placed: list[_Placed], size: int, pair: tuple[int, int] | None) -> bool:
+def _acceptable(placed: list[_Placed], size: tuple[int, int], pair: tuple[int, int] | None) -> bool:
     """Every object stays recognisable, overlaps are real or absent, and a deliberate
     ``(back, front)`` pair has the intended share hidden."""
     mask = _compose(placed, size)
@@ -221,30 +221,45 @@ def _shrinks(own: np.ndarray, shown: np.ndarray) -> bool:
     )
 
 
-def _box_in_front_of(back: _Placed, w: float, h: float, size: int, rng: np.random.Generator):
+def _box_in_front_of(
+    back: _Placed, w: float, h: float, size: tuple[int, int], rng: np.random.Generator
+):
     """A box that stands nearer than ``back`` and overlaps it, or None if it cannot fit."""
     bx1, by1, bx2, by2 = back.box
     bottom = by2 + rng.uniform(0.15, 0.75) * h
     cx = (bx1 + bx2) / 2 + rng.uniform(-0.8, 0.8) * ((bx2 - bx1) + w) / 2
-    if bottom > size - 2 or not w / 2 + 2 <= cx <= size - w / 2 - 2:
+    if bottom > size[1] - 2 or not w / 2 + 2 <= cx <= size[0] - w / 2 - 2:
         return None
     return (cx - w / 2, bottom - h, cx + w / 2, bottom)
 
 
-def _box_anywhere(w: float, h: float, size: int, rng: np.random.Generator):
-    cx = rng.uniform(w / 2 + 2, size - w / 2 - 2)
-    bottom = rng.uniform(size * TABLE_TOP + h * 0.6, size - 2)
+def _box_anywhere(w: float, h: float, size: tuple[int, int], rng: np.random.Generator):
+    cx = rng.uniform(w / 2 + 2, size[0] - w / 2 - 2)
+    bottom = rng.uniform(size[1] * TABLE_TOP + h * 0.6, size[1] - 2)
     return (cx - w / 2, bottom - h, cx + w / 2, bottom)
 
 
 def generate_scene(
-    seed: int, *, size: int = 224, min_objects: int = 3, max_objects: int = 6
+    seed: int,
+    *,
+    size: int = 224,
+    width: int | None = None,
+    height: int | None = None,
+    min_objects: int = 3,
+    max_objects: int = 6,
 ) -> Scene:
-    """The scene of ``seed``: the same seed gives the same pixels and annotations."""
-    if size < MIN_SIZE:
-        raise ValueError(f"scene size must be at least {MIN_SIZE}, got {size}")
+    """The scene of ``seed``: the same seed gives the same pixels and annotations.
+
+    ``size`` makes a square scene; ``width`` and ``height`` (both or neither) another aspect,
+    as a camera sees it: objects keep their proportions, scaled with the shorter side, and the
+    table spans the whole width, so a wide frame holds the same objects with more room."""
+    if (width is None) != (height is None):
+        raise ValueError("give both width and height, or neither")
+    dims = (size, size) if width is None or height is None else (int(width), int(height))
+    if min(dims) < MIN_SIZE:
+        raise ValueError(f"scene sides must be at least {MIN_SIZE}, got {dims[0]}x{dims[1]}")
     rng = np.random.default_rng(seed)
-    scale = size / 224.0
+    scale = min(dims) / 224.0
     count = int(rng.integers(min_objects, max_objects + 1))
     # Few kinds and colours per scene, so similar candidates (two mugs, two red things) occur.
     kinds = [str(k) for k in rng.choice(KINDS, int(rng.integers(2, 5)), replace=False)]
@@ -263,35 +278,36 @@ def generate_scene(
         pair = None
         if placed and rng.random() < 0.6:
             back = int(rng.integers(len(placed)))
-            box = _box_in_front_of(placed[back], w, h, size, rng)
+            box = _box_in_front_of(placed[back], w, h, dims, rng)
             pair = (back, len(placed))
         else:
-            box = _box_anywhere(w, h, size, rng)
+            box = _box_anywhere(w, h, dims, rng)
         if box is None:
             continue
-        candidate = _Placed(kind, colour, size_name, box, _silhouette(kind, box, size))
-        if _acceptable([*placed, candidate], size, pair):
+        candidate = _Placed(kind, colour, size_name, box, _silhouette(kind, box, dims))
+        if _acceptable([*placed, candidate], dims, pair):
             placed.append(candidate)
     if len(placed) < min_objects:
         raise RuntimeError(f"seed {seed}: could not place {min_objects} objects")
-    image, mask = _render(placed, size, rng)
+    image, mask = _render(placed, dims, rng)
     return Scene(seed=seed, image=image, objects=_annotate(placed, mask), mask=mask)
 
 
-def _render(placed: list[_Placed], size: int, rng: np.random.Generator):
+def _render(placed: list[_Placed], size: tuple[int, int], rng: np.random.Generator):
     """Wall and table with a slight wood grain, objects back to front, a little noise."""
-    top = int(size * TABLE_TOP)
-    base = np.empty((size, size, 3), np.float32)
+    width, height = size
+    top = int(height * TABLE_TOP)
+    base = np.empty((height, width, 3), np.float32)
     base[:top] = np.array([200, 205, 215]) + rng.integers(-15, 16, 3)
     base[top:] = np.array([170, 140, 105]) + rng.integers(-15, 16, 3)
-    rows = np.arange(size - top, dtype=np.float32)[:, None]
+    rows = np.arange(height - top, dtype=np.float32)[:, None]
     base[top:] += (5 * np.sin(rows * rng.uniform(0.3, 0.6) + rng.uniform(0, 6.3)))[..., None]
     img = Image.fromarray(base.astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for i in _depth_order(placed):
         obj = placed[i]
         _draw(draw, obj.kind, obj.box, COLOURS[obj.colour])
-    noise = rng.standard_normal((size, size, 3), dtype=np.float32) * 3
+    noise = rng.standard_normal((height, width, 3), dtype=np.float32) * 3
     image = np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8)
     return image, _compose(placed, size)
 

@@ -17,18 +17,21 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from egm_ros.data.expressions import corpus_lines, samples
+from egm_ros.data.expressions import corpus_lines
 from egm_ros.models.tiny_qwen3_vl import (
     TinyConfig,
     build_model,
     build_processor,
     number_token_ids,
 )
+from egm_ros.training.curve import curve_examples, greedy, record, teacher_forced
+from egm_ros.training.data import TRAIN_SEED_OFFSET, BatchStream, loader
+from egm_ros.training.dense import build_head, dense_loss, freeze_sincos_positions
 
 #: EGM-Tiny: text 4 x 256, vision 2 x 128, 224 x 224 input.
 EGM_TINY = TinyConfig(
@@ -43,50 +46,6 @@ EGM_TINY = TinyConfig(
     image_size=224,
     vocab_size=640,
 )
-TRAIN_SEED_OFFSET = 1_000_000  # training scenes never overlap the held-out ones (seeds < 1e6)
-
-
-def training_examples(
-    seed: int, direct_share: float
-) -> Iterator[tuple[np.ndarray, str, str, bool]]:
-    """(image, prompt, target, thinking) forever, from training seeds."""
-    rng = np.random.default_rng(seed)
-    start = TRAIN_SEED_OFFSET + seed * 10_000_000
-    for scene, sample in samples(range(start, start + 10**9), amodal=True):
-        thinking = bool(rng.random() >= direct_share)
-        target = sample.target_text() if thinking else sample.answer
-        yield scene.image, sample.prompt, target, thinking
-
-
-def encode(processor, batch: Sequence[tuple[np.ndarray, str, str, bool]]):
-    """Inputs and labels; only the assistant's tokens (and its end of turn) are learned."""
-    import torch
-    from PIL import Image
-
-    images = [Image.fromarray(image) for image, *_ in batch]
-    prompts, texts = [], []
-    for _, prompt, target, thinking in batch:
-        messages = [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
-        ]
-        head = processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False, enable_thinking=thinking
-        )
-        prompts.append(head)
-        texts.append(head + target + "<|im_end|>")
-    processor.tokenizer.padding_side = "right"
-    enc = processor(text=texts, images=images, padding=True, return_tensors="pt")
-    # The prompt's length without running the image processor twice: its text tokens (one
-    # <|image_pad|>) plus the image's further placeholder tokens.
-    merge = processor.image_processor.merge_size**2
-    extra = (enc["image_grid_thw"].prod(dim=1) // merge - 1).tolist()
-    heads = processor.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    labels = enc["input_ids"].clone()
-    for i, (head, more) in enumerate(zip(heads, extra, strict=True)):
-        labels[i, : len(head) + more] = -100
-    labels[enc["attention_mask"] == 0] = -100
-    enc["labels"] = labels
-    return enc, int((labels != -100).sum()), torch
 
 
 def coordinate_context_ids(tokenizer) -> list[int]:
@@ -152,132 +111,241 @@ def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(args: argparse.Namespace) -> Path:
-    import torch
+class _Run:
+    """A training run's model, processor, dense head and progress; saved to and resumed from
+    ``OUT/checkpoint.pt``."""
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    if args.resume and (out / "tokenizer.json").is_file():
-        # The checkpoint's token ids belong to the tokenizer saved beside it: reuse it.
-        from transformers import AutoProcessor
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
 
-        processor = AutoProcessor.from_pretrained(out, local_files_only=True)
-    else:
-        processor = build_processor(corpus_lines(400, seed=TRAIN_SEED_OFFSET), EGM_TINY)
-        processor.save_pretrained(out)
-    model = build_model(processor.tokenizer, EGM_TINY, seed=args.seed).train()
-    number_ids = torch.tensor(number_token_ids(processor.tokenizer))
-    coordinate_after = torch.tensor(coordinate_context_ids(processor.tokenizer))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    step, seen = 0, 0
-    if args.resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seen = state["step"], state["seen"]
-        print(f"resumed at step {step}", flush=True)
-    if args.export:  # save the checkpoint as a model folder, no training
-        args.steps = step
-    data = training_examples(args.seed, args.direct_share)
-    for _ in range(0 if args.export else seen):  # the same stream as an uninterrupted run
-        next(data)
-    params = sum(p.numel() for p in model.parameters())
-    print(
-        f"EGM-Tiny: {params / 1e6:.2f}M parameters, {args.steps} steps of {args.batch}", flush=True
-    )
-    start, start_seen, losses, number_losses = time.monotonic(), seen, [], []
-    while step < args.steps:
-        batch = [next(data) for _ in range(args.batch)]
-        seen += len(batch)
-        inputs, _, _ = encode(processor, batch)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
-        loss, number_loss = weighted_loss(
-            model, inputs, number_ids, args.number_weight, args.coordinate_sigma, coordinate_after
+        self.args, self.torch = args, torch
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt = self.out / "checkpoint.pt"
+        torch.manual_seed(args.seed)
+        torch.set_num_threads(args.threads)
+        if args.resume and (self.out / "tokenizer.json").is_file():
+            # The checkpoint's token ids belong to the tokenizer saved beside it: reuse it.
+            from transformers import AutoProcessor
+
+            self.processor = AutoProcessor.from_pretrained(self.out, local_files_only=True)
+        else:
+            self.processor = build_processor(corpus_lines(400, seed=TRAIN_SEED_OFFSET), EGM_TINY)
+            self.processor.save_pretrained(self.out)
+        self.model = build_model(self.processor.tokenizer, EGM_TINY, seed=args.seed).train()
+        freeze_sincos_positions(self.model)
+        self.head = build_head(EGM_TINY.hidden)
+        self.number_ids = torch.tensor(number_token_ids(self.processor.tokenizer))
+        self.coordinate_after = torch.tensor(coordinate_context_ids(self.processor.tokenizer))
+        self.phase, self.step, self.seen, self.optimizer_state = "vision", 0, 0, None
+        if args.resume and self.ckpt.is_file():
+            state = torch.load(self.ckpt, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.head.load_state_dict(state["head"])
+            self.phase, self.step, self.seen = state["phase"], state["step"], state["seen"]
+            self.optimizer_state = state["optimizer"]
+            print(f"resumed in phase {self.phase} at step {self.step}", flush=True)
+        if args.vision_steps <= 0 and self.phase == "vision":
+            self.phase, self.step = "full", 0
+
+    def optimizer(self, lr: float):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.phase == "vision":
+            params = [p for p in self.model.model.visual.parameters() if p.requires_grad]
+        optimizer = self.torch.optim.AdamW(
+            [*params, *self.head.parameters()], lr=lr, weight_decay=0.01
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        losses.append(loss.item())
-        number_losses.append(number_loss)
-        if step % args.log_every == 0 or step == args.steps:
-            rate = (seen - start_seen) / max(1e-9, time.monotonic() - start)  # this run's
-            eta = (args.steps - step) * args.batch / max(rate, 1e-9)
-            bar = "#" * int(30 * step / args.steps)
-            recent = np.mean(losses[-args.log_every :])
-            recent_numbers = np.mean(number_losses[-args.log_every :])
-            print(
-                f"[{bar:<30}] step {step}/{args.steps} loss {recent:.3f}"
-                f" (coordinates {recent_numbers:.2f})"
-                f" lr {optimizer.param_groups[0]['lr']:.2e} {rate:.1f} samples/s "
-                f"eta {eta / 60:.1f} min",
-                flush=True,
-            )
-        if step % args.save_every == 0 or step == args.steps:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "seen": seen,
-                },
-                ckpt_path,
-            )
-    model.eval()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    (out / "egm_tiny.json").write_text(
+        if self.optimizer_state is not None:
+            optimizer.load_state_dict(self.optimizer_state)
+            self.optimizer_state = None
+        return optimizer
+
+    def save(self, optimizer) -> None:
+        self.torch.save(
+            {
+                "model": self.model.state_dict(),
+                "head": self.head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "phase": self.phase,
+                "step": self.step,
+                "seen": self.seen,
+            },
+            self.ckpt,
+        )
+
+
+def _vision_phase(run: _Run) -> None:
+    """Warm the vision tower up on dense targets alone (no text): cheap, and the language
+    model then starts from tokens that say what is where."""
+    args, torch = run.args, run.torch
+    total = args.vision_steps
+    optimizer = run.optimizer(args.vision_lr)
+    stream = BatchStream(run.processor, "vision", args.seed, run.step, args.vision_batch, 0.0)
+    batches, log = loader(stream, args.workers), _Log(args, total, args.vision_batch)
+    while run.step < total:
+        batch = next(batches)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(run.step, total, args.vision_lr, args.warmup)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            tokens = run.model.model.visual(
+                batch["pixel_values"], grid_thw=batch["image_grid_thw"]
+            ).pooler_output
+            loss, metrics = dense_loss(run.head, tokens, batch["dense"])
+        _update(run, optimizer, loss)
+        run.seen += args.vision_batch
+        log.add(run.step, loss.item(), metrics, optimizer)
+        if run.step % args.save_every == 0 or run.step == total:
+            run.save(optimizer)
+    run.phase, run.step = "full", 0
+
+
+def _full_phase(run: _Run) -> None:
+    """The whole model on reasoning traces and answers, the dense loss kept as an auxiliary."""
+    args, torch = run.args, run.torch
+    optimizer = run.optimizer(args.lr)
+    captured: dict = {}
+    hook = run.model.model.visual.register_forward_hook(
+        lambda _m, _i, out: captured.__setitem__("tokens", out.pooler_output)
+    )
+    stream = BatchStream(run.processor, "full", args.seed, run.step, args.batch, args.direct_share)
+    batches, log = loader(stream, args.workers), _Log(args, args.steps, args.batch)
+    curve = run.out / "curve.jsonl"
+    try:
+        while run.step < args.steps:
+            inputs = next(batches)
+            dense = inputs.pop("dense")
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(run.step, args.steps, args.lr, args.warmup)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                lm, coordinates = weighted_loss(
+                    run.model,
+                    inputs,
+                    run.number_ids,
+                    args.number_weight,
+                    args.coordinate_sigma,
+                    run.coordinate_after,
+                )
+                aux, metrics = dense_loss(run.head, captured.pop("tokens"), dense)
+            _update(run, optimizer, lm + args.aux_weight * aux)
+            run.seen += args.batch
+            log.add(run.step, lm.item(), {"coordinates": coordinates, **metrics}, optimizer)
+            if run.step % args.save_every == 0 or run.step == args.steps:
+                run.save(optimizer)
+            if args.eval_every and (run.step % args.eval_every == 0 or run.step == args.steps):
+                _score(run, curve)
+    finally:
+        hook.remove()
+
+
+def _update(run: _Run, optimizer, loss) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    run.torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    run.step += 1
+
+
+def _score(run: _Run, curve: Path) -> None:
+    run.model.eval()
+    try:
+        metrics = teacher_forced(run.model, run.processor, run.curve_items, run.number_ids)
+        if run.args.greedy_every and run.step % run.args.greedy_every == 0:
+            metrics.update(greedy(run.model, run.processor))
+        record(curve, run.step, run.seen, run.phase, metrics)
+    finally:
+        run.model.train()
+
+
+class _Log:
+    """Progress lines: loss, the dense head's kind accuracy and edge error, rate, ETA."""
+
+    def __init__(self, args: argparse.Namespace, total: int, batch: int) -> None:
+        self.every, self.total, self.batch = args.log_every, total, batch
+        self.start, self.first, self.rows = time.monotonic(), None, []
+
+    def add(self, step: int, loss: float, metrics: dict, optimizer) -> None:
+        self.first = step if self.first is None else self.first
+        self.rows.append((loss, metrics))
+        if step % self.every and step != self.total:
+            return
+        rate = (step - self.first + 1) * self.batch / max(1e-9, time.monotonic() - self.start)
+        eta = (self.total - step) * self.batch / max(rate, 1e-9)
+        recent = self.rows[-self.every :]
+        means = {k: np.nanmean([m[k] for _, m in recent]) for k in recent[-1][1]}
+        extra = " ".join(f"{k} {v:.3f}" for k, v in means.items())
+        print(
+            f"step {step}/{self.total} loss {np.mean([r[0] for r in recent]):.3f} {extra}"
+            f" lr {optimizer.param_groups[0]['lr']:.2e} {rate:.1f} samples/s"
+            f" eta {eta / 60:.1f} min",
+            flush=True,
+        )
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Vision warm-up (``--vision-steps``), then the full model (``--steps``); resumable in
+    either phase. The final model is saved as a standard model folder in ``OUT``."""
+    run = _Run(args)
+    params = sum(p.numel() for p in run.model.parameters())
+    print(f"EGM-Tiny: {params / 1e6:.2f}M parameters; phase {run.phase}", flush=True)
+    run.curve_items = curve_examples()
+    if not args.export:
+        if run.phase == "vision":
+            _vision_phase(run)
+        _full_phase(run)
+    run.model.eval()
+    run.model.save_pretrained(run.out)
+    run.processor.save_pretrained(run.out)
+    (run.out / "egm_tiny.json").write_text(
         json.dumps(
             {
-                "steps": step,
-                "batch": args.batch,
-                "seed": args.seed,
-                "lr": args.lr,
-                "direct_share": args.direct_share,
-                "number_weight": args.number_weight,
+                "steps": run.step,
+                "phase": run.phase,
+                "seen": run.seen,
                 "parameters": params,
-                "final_loss": float(np.mean(losses[-50:])) if losses else None,
+                "args": {k: v for k, v in vars(args).items() if k not in ("resume", "export")},
             },
             indent=2,
         )
     )
-    return out
+    return run.out
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="egm-train", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="build/egm_tiny", help="output model folder")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--direct-share", type=float, default=0.3, help="share of samples trained without reasoning"
+    parser = argparse.ArgumentParser(
+        prog="egm-train",
+        description="Train EGM-Tiny on synthetic occlusion scenes on the CPU: a vision warm-up "
+        "on dense per-token targets, then the whole model on reasoning traces and answers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--number-weight", type=float, default=3.0, help="loss weight of box coordinate tokens"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--out", default="build/egm_tiny", help="output model folder (checkpoint, curve too)")
+    add("--vision-steps", type=int, default=1500, help="vision warm-up steps (0: none)")
+    add("--vision-batch", type=int, default=32, help="scenes per vision warm-up step")
+    add("--vision-lr", type=float, default=1.5e-3, help="peak learning rate of the warm-up")
+    add("--steps", type=int, default=2000, help="steps of the whole model")
+    add("--batch", type=int, default=16, help="samples per step of the whole model")
+    add("--lr", type=float, default=2e-3, help="peak learning rate of the whole model")
+    add("--warmup", type=int, default=100, help="linear warm-up steps of each phase")
+    add("--seed", type=int, default=0, help="model initialisation and training-scene stream")
+    add("--direct-share", type=float, default=0.3, help="share of samples without reasoning")
+    add("--number-weight", type=float, default=3.0, help="loss weight of box coordinate tokens")
+    add(
         "--coordinate-sigma",
         type=float,
         default=8.0,
         help="width (0..1000 units) of the soft target of box coordinates; 0: plain CE",
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--log-every", type=int, default=20)
-    parser.add_argument("--save-every", type=int, default=200)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument(
-        "--export",
-        action="store_true",
-        help="with --resume: save the checkpoint as a model folder and stop",
-    )
+    add("--aux-weight", type=float, default=1.0, help="weight of the dense visual-token loss")
+    add("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast")
+    add("--threads", type=int, default=1, help="torch compute threads")
+    add("--workers", type=int, choices=(0, 1), default=1, help="data worker processes")
+    add("--log-every", type=int, default=20, help="steps between progress lines")
+    add("--save-every", type=int, default=200, help="steps between checkpoints")
+    add("--eval-every", type=int, default=250, help="steps between learning-curve points (0: off)")
+    add("--greedy-every", type=int, default=1000, help="steps between greedy curve points")
+    add("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add("--export", action="store_true", help="with --resume: save the model folder and stop")
     return parser
 
 
