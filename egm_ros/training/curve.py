@@ -72,7 +72,9 @@ def teacher_forced(model, processor, items, number_ids) -> dict[str, float]:
     return {"tf_edge_px": round(float(np.mean(edges)), 2), "tf_right_object": _rate(right)}
 
 
-def greedy(model, processor, n: int = GREEDY_SAMPLES) -> dict[str, float]:
+def greedy(
+    model, processor, n: int = GREEDY_SAMPLES, max_tokens: int = GREEDY_MAX_TOKENS
+) -> dict[str, float]:
     """Acc@0.5 of greedy answers through TransformersEngine + Grounder (what ``embedded``
     runs), on ``n`` held-out amodal requests (each scores the visible and the amodal box)."""
     from egm_ros.cli.eval import evaluate, score
@@ -86,7 +88,7 @@ def greedy(model, processor, n: int = GREEDY_SAMPLES) -> dict[str, float]:
         processor.save_pretrained(tmp)
         engine = TransformersEngine(tmp, device="cpu")
         try:
-            config = GrounderConfig(sampling=SamplingParams(max_new_tokens=GREEDY_MAX_TOKENS))
+            config = GrounderConfig(sampling=SamplingParams(max_new_tokens=max_tokens))
             records = synthetic_records(CURVE_SEED + 50_000, n, amodal=True)
             result = score(records, evaluate(Grounder(engine, config), records))
         finally:

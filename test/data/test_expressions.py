@@ -177,7 +177,9 @@ def test_traces_name_the_target_and_in_amodal_mode_the_occluder_and_direction(
     for scene, sample in scene_samples:
         target = scene.objects[sample.target_index]
         assert target.full_name in sample.reasoning
-        assert 4 <= len(sample.reasoning.split()) <= 60, sample.reasoning
+        assert 4 <= len(sample.reasoning.split()) <= 120, sample.reasoning
+        seen = relative_box(target.visible, *scene.size)
+        assert f"Target: {target.full_name} {seen}." in sample.reasoning
         if sample.mode is Mode.VISIBLE:
             assert "hides its" not in sample.reasoning
             continue
@@ -185,8 +187,6 @@ def test_traces_name_the_target_and_in_amodal_mode_the_occluder_and_direction(
             assert "Nothing hides it." in sample.reasoning
             continue
         occluded_seen += 1
-        seen = relative_box(target.visible, *scene.size)
-        assert f"Visible part: {seen}." in sample.reasoning
         front = scene.objects[target.occlusions[0].by]
         assert f"The {front.full_name} hides its {target.occlusions[0].side} part" in (
             sample.reasoning
