@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"samples: synthetic (default {DEFAULT_SYNTHETIC_N}) or the first N of --data",
     )
     p.add_argument("--amodal", action="store_true", help="synthetic: also score amodal boxes")
+    p.add_argument("--width", type=_positive_int, default=None, help="synthetic scene width")
+    p.add_argument("--height", type=_positive_int, default=None, help="synthetic scene height")
     p.add_argument("--backend", choices=BACKENDS, default="embedded")
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     p.add_argument("--model", default="", help="model folder or name")
@@ -109,6 +111,7 @@ def score(records: Sequence[EvalRecord], outcomes: Sequence[GroundingOutcome]) -
     """The metrics; the keys are a user-facing contract."""
     vis, amo, lat, tokens = [], [], [], []
     by_type: dict[str, list[float]] = defaultdict(list)
+    amodal_by_type: dict[str, list[float]] = defaultdict(list)
     for rec, out in zip(records, outcomes, strict=True):
         v, a = _ious(rec, out)
         vis.append(v)
@@ -116,6 +119,8 @@ def score(records: Sequence[EvalRecord], outcomes: Sequence[GroundingOutcome]) -
             amo.append(a)
         if rec.expr_type:
             by_type[rec.expr_type].append(v)
+            if a is not None:
+                amodal_by_type[rec.expr_type].append(a)
         lat.append(out.latency.total_ms)
         tokens.append(out.tokens)
     return {
@@ -129,6 +134,8 @@ def score(records: Sequence[EvalRecord], outcomes: Sequence[GroundingOutcome]) -
         "tokens_mean": round(float(np.mean(tokens)), 1) if tokens else None,
         "statuses": dict(Counter(o.status.value for o in outcomes)),
         "visible_acc50_by_type": {t: _acc(v) for t, v in sorted(by_type.items())},
+        "amodal_acc50_by_type": {t: _acc(v) for t, v in sorted(amodal_by_type.items())},
+        "n_by_type": {t: len(v) for t, v in sorted(by_type.items())},
     }
 
 
@@ -176,12 +183,22 @@ def summary(result: dict) -> str:
             "visible Acc@0.5 by expression: "
             + ", ".join(f"{k} {v}" for k, v in result["visible_acc50_by_type"].items())
         )
+    if result["amodal_acc50_by_type"]:
+        lines.append(
+            "amodal Acc@0.5 by expression: "
+            + ", ".join(f"{k} {v}" for k, v in result["amodal_acc50_by_type"].items())
+        )
     return "\n".join(lines)
 
 
 def _load(args: argparse.Namespace) -> list[EvalRecord]:
+    if (args.width is None) != (args.height is None):
+        raise ValueError("--width and --height go together")
     if args.synthetic:
-        return synthetic_records(args.seed, args.n or DEFAULT_SYNTHETIC_N, args.amodal)
+        size = None if args.width is None else (args.width, args.height)
+        return synthetic_records(args.seed, args.n or DEFAULT_SYNTHETIC_N, args.amodal, size)
+    if args.width is not None:
+        raise ValueError("--width/--height render synthetic scenes: use them with --synthetic")
     records = read_records(args.data)
     return records[: args.n] if args.n else records
 

@@ -74,16 +74,22 @@ def read_records(path: str | Path) -> list[EvalRecord]:
     return records
 
 
-def synthetic_records(seed: int, n: int, amodal: bool) -> list[EvalRecord]:
+def synthetic_records(
+    seed: int, n: int, amodal: bool, size: tuple[int, int] | None = None
+) -> list[EvalRecord]:
     """``n`` samples from held-out scenes ``seed, seed + 1, ...`` (one per scene; training
-    uses seeds >= 1e6). ``amodal``: targets are mostly partly hidden and carry both boxes."""
+    uses seeds >= 1e6). ``amodal``: targets are mostly partly hidden and carry both boxes.
+    ``size``: (width, height) of the scenes, 224 x 224 by default."""
     from egm_ros.data.expressions import make_samples
     from egm_ros.data.scenes import generate_scene
 
     out: list[EvalRecord] = []
     scene_seed = seed
     while len(out) < n:
-        scene = generate_scene(scene_seed)
+        if size is None:
+            scene = generate_scene(scene_seed)
+        else:
+            scene = generate_scene(scene_seed, width=size[0], height=size[1])
         rng = np.random.default_rng([scene_seed, 31337])
         scene_seed += 1
         for sample in make_samples(scene, rng, amodal=amodal, per_scene=1):

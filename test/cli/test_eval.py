@@ -155,3 +155,14 @@ def test_score_counts_failures_as_zero_and_splits_by_expression_type() -> None:
     assert out["tokens_mean"] == 2.5
     assert out["statuses"] == {"ok": 2, "timeout": 1, "malformed_output": 1}
     assert out["visible_acc50_by_type"] == {"attribute": 0.0, "ordinal": 0.5}
+    assert out["amodal_acc50_by_type"] == {"attribute": 0.0, "ordinal": 0.5}
+    assert out["n_by_type"] == {"attribute": 2, "ordinal": 2}
+
+
+def test_synthetic_scenes_at_another_camera_size(capsys) -> None:
+    records = synthetic_records(0, 3, amodal=True, size=(640, 480))
+    assert {(r.width, r.height) for r in records} == {(640, 480)}
+    assert all(r.rgb.shape == (480, 640, 3) for r in records)
+    assert all(0 <= r.amodal.x1 and r.amodal.x2 <= 640 for r in records)
+    assert main(["--synthetic", "--width", "640", "--n", "1"]) == 2
+    assert "--width and --height go together" in capsys.readouterr().err
