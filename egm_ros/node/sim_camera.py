@@ -58,14 +58,16 @@ class SimCamera(Node):
         return self.get_parameter(name).value
 
     def scene_rgb(self, index: int) -> np.ndarray:
-        """The RGB image of scene ``index`` at the configured resolution."""
+        """The RGB image of scene ``index`` at the configured resolution: rendered at the
+        camera's own aspect (below 224 pixels a side, rendered larger and scaled down)."""
         from PIL import Image as PILImage
 
-        from egm_ros.data.scenes import generate_scene
+        from egm_ros.data.scenes import MIN_SIZE, generate_scene
 
         width, height = self._param("width"), self._param("height")
-        scene = generate_scene(self._param("seed") + index, size=max(224, min(width, height)))
-        rgb = scene.image
+        scale = max(1.0, MIN_SIZE / min(width, height))
+        w, h = max(MIN_SIZE, round(width * scale)), max(MIN_SIZE, round(height * scale))
+        rgb = generate_scene(self._param("seed") + index, width=w, height=h).image
         if rgb.shape[:2] != (height, width):
             rgb = np.asarray(PILImage.fromarray(rgb).resize((width, height), PILImage.BILINEAR))
         return rgb

@@ -53,12 +53,8 @@ def test_publishes_scene_frames_and_camera_info() -> None:
     assert (frame.width, frame.height, frame.encoding) == (320, 240, "rgb8")
     assert frame.header.frame_id == "sim_camera_optical" and frame.header.stamp.sec > 0
     rgb = image_to_rgb(frame.encoding, frame.width, frame.height, frame.step, frame.data)
-    from PIL import Image as PILImage
-
-    expected = np.asarray(
-        PILImage.fromarray(generate_scene(7, size=240).image).resize((320, 240), PILImage.BILINEAR)
-    )
-    assert np.array_equal(rgb, expected)  # scene 0 (seed 7) drawn at 240, scaled to 320x240
+    # Scene 0 (seed 7) rendered at the camera's own 4:3 aspect, not a stretched square.
+    assert np.array_equal(rgb, generate_scene(7, width=320, height=240).image)
     info = infos[-1]
     assert (info.width, info.height) == (320, 240) and info.k[2] == 160.0
     assert elapsed < 5  # 20 Hz: five frames well within the wait
