@@ -140,7 +140,8 @@ def _listing(objs: list[SceneObject], scene: Scene) -> str:
 
 
 def _box(box: Box, scene: Scene) -> str:
-    return json.dumps(relative_box(box, *scene.size))
+    """A box in the trace, without spaces: 9 tokens instead of 12 (the answer keeps JSON's)."""
+    return json.dumps(relative_box(box, *scene.size), separators=(",", ":"))
 
 
 def _attribute(scene: Scene, obj: SceneObject) -> Iterator[Expression]:

@@ -143,10 +143,11 @@ class _Run:
             self.model.load_state_dict(state["model"])
             self.head.load_state_dict(state["head"])
             self.phase, self.step, self.seen = state["phase"], state["step"], state["seen"]
-            self.optimizer_state = state["optimizer"]
+            # The optimizer state belongs to the phase it was saved in.
+            self.optimizer_state = state["optimizer"] if state["phase"] == self.phase else None
             print(f"resumed in phase {self.phase} at step {self.step}", flush=True)
-        if args.vision_steps <= 0 and self.phase == "vision":
-            self.phase, self.step = "full", 0
+        if self.phase == "vision" and self.step >= args.vision_steps:
+            self.phase, self.step, self.optimizer_state = "full", 0, None
 
     def optimizer(self, lr: float):
         params = [p for p in self.model.parameters() if p.requires_grad]

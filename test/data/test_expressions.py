@@ -3,6 +3,7 @@ documented meaning of the words), traces follow the scene graph, answers round-t
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -179,7 +180,8 @@ def test_traces_name_the_target_and_in_amodal_mode_the_occluder_and_direction(
         assert target.full_name in sample.reasoning
         assert 4 <= len(sample.reasoning.split()) <= 120, sample.reasoning
         seen = relative_box(target.visible, *scene.size)
-        assert f"Target: {target.full_name} {seen}." in sample.reasoning
+        compact = json.dumps(seen, separators=(",", ":"))
+        assert f"Target: {target.full_name} {compact}." in sample.reasoning
         if sample.mode is Mode.VISIBLE:
             assert "hides its" not in sample.reasoning
             continue

@@ -19,7 +19,10 @@ def test_train_phases_checkpoint_resume_curve_and_save(tmp_path) -> None:
     common = ["--out", str(out), "--batch", "2", "--vision-batch", "2", "--vision-steps", "2"]
     common += ["--log-every", "1", "--save-every", "1", "--warmup", "1", "--workers", "0"]
     common += ["--eval-every", "2", "--greedy-every", "0"]
-    assert main([*common, "--steps", "2"]) == 0
+    # A run stopped right after its vision warm-up resumes into the whole-model phase.
+    assert main([*common, "--steps", "0"]) == 0
+    assert json.loads((out / "egm_tiny.json").read_text())["seen"] == 2 * 2
+    assert main([*common, "--steps", "2", "--resume"]) == 0
     first = json.loads((out / "egm_tiny.json").read_text())
     assert first["phase"] == "full" and first["steps"] == 2
     assert first["seen"] == 2 * 2 + 2 * 2  # vision warm-up, then the whole model
