@@ -80,7 +80,7 @@ def greedy(
     from egm_ros.cli.eval import evaluate, score
     from egm_ros.core.grounder import Grounder, GrounderConfig
     from egm_ros.data.eval_records import synthetic_records
-    from egm_ros.engines.base import SamplingParams
+    from egm_ros.core.engine import SamplingParams
     from egm_ros.engines.transformers_engine import TransformersEngine
 
     with tempfile.TemporaryDirectory() as tmp:
