@@ -78,9 +78,9 @@ def greedy(
     """Acc@0.5 of greedy answers through TransformersEngine + Grounder (what ``embedded``
     runs), on ``n`` held-out amodal requests (each scores the visible and the amodal box)."""
     from egm_ros.cli.eval import evaluate, score
+    from egm_ros.core.engine import SamplingParams
     from egm_ros.core.grounder import Grounder, GrounderConfig
     from egm_ros.data.eval_records import synthetic_records
-    from egm_ros.core.engine import SamplingParams
     from egm_ros.engines.transformers_engine import TransformersEngine
 
     with tempfile.TemporaryDirectory() as tmp:
