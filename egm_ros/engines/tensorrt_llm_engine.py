@@ -282,12 +282,10 @@ class TensorRTLLMEngine(Engine):
         with self._lock:
             if stream.finished or (stream.stopped is not None):
                 return
-            if status is not None:
-                stream.stopped = status
-            if stream.result is None:
-                stream.stopped = stream.stopped or Status.CANCELLED
+            stream.stopped = status
+            stream.finished = status is None  # a complete answer: nothing left to stop
+            if stream.result is None:  # not submitted yet: _submit sees ``stopped`` and refuses
                 return
-            stream.finished = status is None
             try:
                 stream.result.abort()
             except Exception as err:  # noqa: BLE001 - the answer or status stands regardless
