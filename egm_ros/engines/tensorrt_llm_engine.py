@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
 
+from egm_ros.core.engine import Engine, EngineOutput, EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import Engine, EngineOutput, EngineRequest, SamplingParams
 
 log = logging.getLogger(__name__)
 

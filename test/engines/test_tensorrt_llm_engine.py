@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from trtllm_stand_in import Behaviour, stand_in_module
 
+from egm_ros.core.engine import EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.base import EngineRequest, SamplingParams
 
 
 def test_without_tensorrt_llm_the_error_says_what_to_install(monkeypatch) -> None:
@@ -96,8 +96,10 @@ def test_greedy_decodes_greedily_in_every_release(make_engine) -> None:
     assert greedy.greedy_in_1_0 and greedy.greedy_from_1_1
     penalised = engine.sampling_params(SamplingParams(max_new_tokens=9, repetition_penalty=1.05))
     assert penalised.kwargs == {"max_tokens": 9, "top_k": 1, "repetition_penalty": 1.05}
-    sampled = engine.sampling_params(SamplingParams(temperature=0.7, top_p=0.9, top_k=20))
-    assert sampled.kwargs == {"max_tokens": 1024, "temperature": 0.7, "top_p": 0.9, "top_k": 20}
+    sampled = engine.sampling_params(
+        SamplingParams(max_new_tokens=9, temperature=0.7, top_p=0.9, top_k=20)
+    )
+    assert sampled.kwargs == {"max_tokens": 9, "temperature": 0.7, "top_p": 0.9, "top_k": 20}
     assert not sampled.greedy_in_1_0 and not sampled.greedy_from_1_1
 
 
