@@ -107,11 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> GroundingOutcome:
     """Load the image, build the engine and ground; every failure is an outcome, not a raise."""
     from egm_ros.core.grounder import Grounder
-    from egm_ros.core.images import load_image_file
+    from egm_ros.core.images import read_image_file
 
     mode = Mode.AMODAL if args.amodal else Mode.VISIBLE
     try:
-        rgb = load_image_file(args.image)
+        rgb, encoded = read_image_file(args.image)  # the file's own bytes go out
     except GroundingError as err:
         return GroundingOutcome(
             status=err.status, message=err.message, prompt=args.prompt, mode=mode
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> GroundingOutcome:
 
         print(f"egm-ground: note: {NOTICE}", file=sys.stderr)
     with engine:
-        outcome = Grounder(engine, config).ground(rgb, args.prompt)
+        outcome = Grounder(engine, config).ground(rgb, args.prompt, encoded=encoded)
     if args.out and not outcome.status.is_error:
         _write_annotated(args.out, rgb, outcome)
     return outcome

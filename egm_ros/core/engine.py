@@ -38,6 +38,16 @@ class SamplingParams:
     repetition_penalty: float = 1.0
 
 
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's own bytes (JPEG or PNG) and their MIME type. The EGM authors send each
+    image file as it is; re-encoding changes what the model sees (a JPEG q90 re-encode changed
+    30 of 40 answers of a small model), so engines that send bytes send these unchanged."""
+
+    data: bytes
+    mime: str  # "image/jpeg" or "image/png"
+
+
 @dataclass
 class EngineRequest:
     """One generation: an RGB image (H x W x 3, uint8, already resized by the caller's
@@ -46,6 +56,10 @@ class EngineRequest:
 
     image: np.ndarray
     prompt: str
+    #: The same pixels as ``image``, still encoded as the file or camera sent them (None when
+    #: there are none, or the image was resized). Engines that send bytes (OpenAI-compatible,
+    #: vLLM's chat) send these as they are; the others use ``image``.
+    encoded: EncodedImage | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stop_check: StopCheck | None = None
     on_progress: ProgressCallback | None = None

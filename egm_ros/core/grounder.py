@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from egm_ros.core.engine import (
+    EncodedImage,
     Engine,
     EngineOutput,
     EngineRequest,
@@ -107,12 +108,15 @@ class Grounder:
         received_at: float | None = None,
         started_at: float | None = None,
         timeout: float | None = None,
+        encoded: EncodedImage | None = None,
     ) -> GroundingOutcome:
         """Ground ``prompt`` in ``rgb`` (H x W x 3 uint8). Times are ``time.monotonic()``:
         ``received_at`` is when the command arrived and ``started_at`` when work on it began
         (e.g. before the caller decoded the image), so the breakdown counts queueing as waiting
         and the caller's decoding as preprocessing. ``timeout`` (seconds, default the config's)
-        bounds the engine call, e.g. to what is left of a request's budget after queueing."""
+        bounds the engine call, e.g. to what is left of a request's budget after queueing.
+        ``encoded``: ``rgb``'s own JPEG/PNG bytes (an image file, a compressed frame), sent as
+        they are when the image needs no resize; otherwise the engine encodes the pixels."""
         start = time.monotonic()
         started_at = start if started_at is None else started_at
         received_at = started_at if received_at is None else received_at
@@ -126,7 +130,8 @@ class Grounder:
             image = self._prepare(rgb)
             latency.preprocessing_ms = (time.monotonic() - started_at) * 1000.0
             budget = self.config.timeout if timeout is None else timeout
-            self._run(outcome, rgb, image, sent, on_progress, cancel, latency, budget)
+            encoded = encoded if image is rgb else None  # resized: those bytes are stale
+            self._run(outcome, rgb, image, encoded, sent, on_progress, cancel, latency, budget)
         except GroundingError as err:
             outcome.status, outcome.message = err.status, err.message
         except Exception as err:  # noqa: BLE001 - the node must never die on one request
@@ -154,6 +159,7 @@ class Grounder:
         outcome: GroundingOutcome,
         source: np.ndarray,
         image: np.ndarray,
+        encoded: EncodedImage | None,
         sent: str,
         on_progress: ProgressCallback | None,
         cancel: threading.Event | None,
@@ -179,6 +185,7 @@ class Grounder:
         requests = [
             EngineRequest(
                 image=image,
+                encoded=encoded,
                 prompt=build_prompt(sent, m, family, self.config.prompt_style, declared),
                 sampling=replace(self.config.sampling),
                 stop_check=stop_check,

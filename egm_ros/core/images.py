@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from egm_ros.core.engine import EncodedImage
 from egm_ros.core.types import GroundingError, Status
 
 #: encoding -> (bytes per pixel, channels, dtype)
@@ -42,6 +43,10 @@ MAX_SIDE = 16384
 #: Compressed images larger than this many pixels are refused before decoding.
 MAX_DECODED_PIXELS = 8192 * 8192
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+#: Pixel modes a server decodes as we do (16-bit and float images we stretch, it would not).
+_PLAIN_MODES = ("RGB", "L", "P", "RGBA", "LA", "CMYK", "YCbCr")
+_EXIF_ORIENTATION = 0x0112
 #: compressed_depth_image_transport puts a 12-byte config header before the PNG.
 _DEPTH_HEADER = 12
 
@@ -235,6 +240,39 @@ def load_image_file(path: str | Path) -> np.ndarray:
     return _decode(p, f"image file {p}")
 
 
+def read_image_file(path: str | Path) -> tuple[np.ndarray, EncodedImage | None]:
+    """An image file as RGB, and its own bytes when they can be sent as they are (see
+    :func:`encoded_as_is`); ``invalid_input`` when missing or undecodable."""
+    p = Path(path)
+    if not p.is_file():
+        raise _invalid(f"image file not found: {p}")
+    data = p.read_bytes()
+    return _decode(io.BytesIO(data), f"image file {p}"), encoded_as_is(data)
+
+
+def encoded_as_is(data) -> EncodedImage | None:
+    """JPEG or PNG bytes that a server may be sent unchanged, as the EGM authors send their
+    files. None for anything else, for 16-bit or float pixels (decoded differently here and
+    there), and for an EXIF orientation: vLLM turns such images upright, and the boxes are
+    measured in the pixels as stored."""
+    raw = data if isinstance(data, bytes) else _buffer(data).tobytes()
+    if raw.startswith(_JPEG_SIGNATURE):
+        mime = "image/jpeg"
+    elif raw.startswith(_PNG_SIGNATURE):
+        mime = "image/png"
+    else:
+        return None
+    try:
+        with Image.open(io.BytesIO(raw)) as img:  # the header only
+            if img.mode not in _PLAIN_MODES:
+                return None
+            if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                return None
+    except Exception:  # noqa: BLE001 - not decodable: the decoder reports it
+        return None
+    return EncodedImage(raw, mime)
+
+
 def limit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
     """The resize policy before inference: downscale (keeping the aspect ratio as far as
     whole pixels allow) so that height x width <= ``max_pixels``; the same object when
@@ -284,8 +322,12 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
-def data_url(rgb: np.ndarray, quality: int = 90) -> str:
-    """A base64 JPEG data URL, as the EGM authors send images to vLLM."""
+def data_url(rgb: np.ndarray, quality: int = 90, encoded: EncodedImage | None = None) -> str:
+    """A base64 data URL, as the EGM authors send images to vLLM: ``encoded``'s own bytes
+    when given, else ``rgb`` as JPEG. (Their script labels every file ``image/jpeg``; vLLM
+    ignores the label and decodes what the bytes are, so the true type is given here.)"""
+    if encoded is not None:
+        return f"data:{encoded.mime};base64," + base64.b64encode(encoded.data).decode()
     return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb, quality)).decode()
 
 

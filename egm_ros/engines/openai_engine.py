@@ -152,7 +152,7 @@ class OpenAIEngine(Engine):
     def _one(
         self, request: EngineRequest, model: str, deadline: float, abort: threading.Event
     ) -> EngineOutput:
-        image_url = data_url(request.image, self.jpeg_quality)
+        image_url = data_url(request.image, self.jpeg_quality, request.encoded)
         messages = [
             {
                 "role": "user",

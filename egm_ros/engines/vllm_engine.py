@@ -158,7 +158,7 @@ class VLLMEngine(Engine):
                 {
                     "role": "user",
                     "content": [
-                        {"type": "image_url", "image_url": {"url": data_url(j.request.image)}},
+                        {"type": "image_url", "image_url": {"url": _image_url(j.request)}},
                         {"type": "text", "text": j.request.prompt},
                     ],
                 }
@@ -202,3 +202,8 @@ def _read_config(model: str) -> dict | None:
 
     path = Path(model) / "config.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _image_url(request: EngineRequest) -> str:
+    """The image as a data URL: its file's own bytes where the request has them."""
+    return data_url(request.image, encoded=request.encoded)

@@ -7,7 +7,8 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from egm_ros.core.images import compressed_to_rgb, image_to_rgb
+from egm_ros.core.engine import EncodedImage
+from egm_ros.core.images import compressed_to_rgb, encoded_as_is, image_to_rgb
 from egm_ros.core.types import Box, GroundingOutcome, Mode
 from egm_ros.msg import (
     BoundingBox2D,
@@ -45,6 +46,14 @@ def image_msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
     return image_to_rgb(
         msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)
     )
+
+
+def image_msg_bytes(msg: Image | CompressedImage) -> EncodedImage | None:
+    """A compressed frame's own JPEG/PNG bytes, to forward unchanged; None for raw frames
+    (and compressed depth), which are encoded from their pixels when an engine needs bytes."""
+    if isinstance(msg, CompressedImage):
+        return encoded_as_is(msg.data)
+    return None
 
 
 def box_to_msg(box: Box | None) -> BoundingBox2D:

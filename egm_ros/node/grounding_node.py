@@ -43,6 +43,7 @@ from egm_ros.core.types import GroundingError, GroundingOutcome, Latency, Mode, 
 from egm_ros.engines import BACKENDS, EngineSettings, create_engine
 from egm_ros.msg import GroundingCommand, GroundingResult
 from egm_ros.node.conversions import (
+    image_msg_bytes,
     image_msg_to_rgb,
     mode_from_msg,
     outcome_to_msg,
@@ -370,6 +371,7 @@ class GroundingNode(LifecycleNode):
             return
         try:
             rgb = image_msg_to_rgb(request.frame.message)
+            encoded = image_msg_bytes(request.frame.message)  # a JPEG goes out unchanged
         except GroundingError as err:
             self._reply_now(request, err.status, err.message)
             return
@@ -382,6 +384,7 @@ class GroundingNode(LifecycleNode):
             received_at=request.received,
             started_at=started,
             timeout=budget,
+            encoded=encoded,
         )
         self._finish(request, outcome, rgb)
 

@@ -3,6 +3,7 @@ scripted OpenAI-compatible server on loopback that answers in each family's form
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -288,3 +289,24 @@ def test_in_process_backends_run_on_the_tiny_model(
     out = json.loads(proc.stdout)
     assert out["status"] in ("ok", "not_found", "malformed_output"), proc.stderr
     assert out["tokens"] == 8 and out["model"] == str(tiny_model_dir)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_the_files_own_bytes_go_out_unless_it_is_resized(tmp_path: Path, fmt: str) -> None:
+    import base64
+
+    path = tmp_path / f"scene.{fmt.lower()}"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 100, 3), np.uint8)).save(
+        path, fmt
+    )
+    reply = '</think>```json\n[{"bbox_2d": [100, 100, 500, 500], "label": "mug"}]\n```'
+    sent = []
+    with ScriptedOpenAIServer(reply=lambda request: reply, model="egm") as server:
+        for extra in ([], ["--max-pixels", "1000"]):
+            proc = run_cli(str(path), "the mug", "--base-url", server.base_url, *extra)
+            assert proc.returncode == 0, proc.stderr
+            url = server.requests[-1]["messages"][0]["content"][0]["image_url"]["url"]
+            sent.append(base64.b64decode(url.split(",", 1)[1]))
+    assert sent[0] == path.read_bytes()  # as stored: not decoded and re-encoded
+    with Image.open(io.BytesIO(sent[1])) as img:  # resized: the smaller pixels as JPEG
+        assert img.format == "JPEG" and img.width * img.height <= 1000

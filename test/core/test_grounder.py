@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
+from egm_ros.core.engine import EncodedImage, Engine, EngineOutput, EngineRequest
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.prompts import PromptStyle
@@ -241,6 +241,19 @@ def test_large_frames_are_downscaled_before_the_engine_boxes_stay_in_source_pixe
     sent = engine.calls[0][0].image
     assert sent.shape[0] * sent.shape[1] <= 1280 * 28 * 28
     assert out.objects[0].visible.as_list() == [1920.0, 1080.0, 3840.0, 2160.0]
+
+
+def test_the_images_own_bytes_go_with_it_unless_it_was_resized() -> None:
+    encoded = EncodedImage(b"\xff\xd8\xff the file as stored", "image/jpeg")
+    engine = ScriptedEngine(visible=answer([1, 1, 9, 9]), amodal=answer([1, 1, 9, 9]))
+    grounder(engine).ground(RGB, "the mug", Mode.AMODAL, encoded=encoded)
+    assert [r.encoded for r in engine.calls[0]] == [encoded, encoded]
+    assert all(r.image is RGB for r in engine.calls[0])
+    grounder(engine, max_pixels=100 * 100).ground(RGB, "the mug", encoded=encoded)
+    (resized,) = engine.calls[1]
+    assert resized.encoded is None and resized.image.shape[0] * resized.image.shape[1] <= 10**4
+    grounder(engine).ground(RGB, "the mug")
+    assert engine.calls[2][0].encoded is None
 
 
 def test_progress_and_cancel_reach_the_engine_and_latency_is_broken_down() -> None:

@@ -4,6 +4,7 @@ errors for bad input, compressed images, the resize policy, and fuzzing with arb
 from __future__ import annotations
 
 import array
+import base64
 import io
 import tracemalloc
 
@@ -19,9 +20,11 @@ from egm_ros.core.images import (
     contiguous_rgb,
     data_url,
     encode_jpeg,
+    encoded_as_is,
     image_to_rgb,
     limit_pixels,
     load_image_file,
+    read_image_file,
     rgb_to_image_fields,
 )
 from egm_ros.core.types import GroundingError, Status
@@ -302,6 +305,47 @@ def test_load_image_file(tmp_path) -> None:
         load_image_file(tmp_path / "bad.png")
     with pytest.raises(GroundingError, match="not found"):
         load_image_file(tmp_path)  # a folder is not an image
+
+
+def _file_bytes(fmt: str, mode: str = "RGB", **save) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(RGB).convert(mode).save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("JPEG", "image/jpeg"), ("PNG", "image/png")])
+def test_read_image_file_keeps_the_files_own_bytes(tmp_path, fmt: str, mime: str) -> None:
+    path = tmp_path / f"x.{fmt.lower()}"
+    path.write_bytes(_file_bytes(fmt))
+    rgb, encoded = read_image_file(path)
+    assert np.array_equal(rgb, load_image_file(path))
+    assert encoded is not None and encoded.mime == mime
+    assert encoded.data == path.read_bytes()  # the bytes as stored, not re-encoded
+    url = data_url(rgb, encoded=encoded)
+    assert url == f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+    assert data_url(rgb).startswith("data:image/jpeg;base64,") and data_url(rgb) != url
+
+
+def test_only_plain_jpeg_and_png_go_out_as_they_are() -> None:
+    assert encoded_as_is(array.array("B", _file_bytes("JPEG"))).mime == "image/jpeg"
+    assert encoded_as_is(memoryview(_file_bytes("PNG"))).mime == "image/png"
+    assert encoded_as_is(_file_bytes("BMP")) is None  # a server may not take it
+    assert encoded_as_is(b"\xff\xd8\xff not a jpeg") is None
+    assert encoded_as_is(b"") is None
+    sixteen = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 4000, np.uint16)).save(sixteen, "PNG")
+    assert encoded_as_is(sixteen.getvalue()) is None  # 16-bit: stretched here, not there
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90: vLLM would turn it, the boxes are in stored pixels
+    assert encoded_as_is(_file_bytes("JPEG", exif=exif)) is None
+    exif[0x0112] = 1
+    assert encoded_as_is(_file_bytes("JPEG", exif=exif)) is not None
+
+
+def test_a_compressed_depth_frame_is_never_forwarded() -> None:
+    png = _file_bytes("PNG", "L")
+    assert encoded_as_is(png) is not None
+    assert encoded_as_is(b"\0" * 12 + png) is None  # compressedDepth's config header first
 
 
 def test_rgb_to_image_fields_describes_its_buffer() -> None:

@@ -4,6 +4,7 @@ status within the timeout, bounded retries, API keys."""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from openai_server import ScriptedOpenAIServer, ServerProcess, split_tokens
 
-from egm_ros.core.engine import EngineRequest, SamplingParams
+from egm_ros.core.engine import EncodedImage, EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
 from egm_ros.engines.openai_engine import OpenAIEngine
 
@@ -55,6 +56,17 @@ def test_message_layout_sampling_and_streamed_text(server) -> None:
     assert body["max_tokens"] == 77 and body["temperature"] == 0.0 and body["top_p"] == 1.0
     assert body["top_k"] == 20 and body["repetition_penalty"] == 1.0
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+def test_an_images_own_bytes_are_sent_unchanged(server) -> None:
+    png = EncodedImage(b"\x89PNG\r\n\x1a\n as the file holds them", "image/png")
+    with engine_for(server) as engine:
+        engine.generate([request(encoded=png), request()], timeout=10)
+    urls = sorted(b["messages"][0]["content"][0]["image_url"]["url"] for b in server.requests)
+    jpeg_url, png_url = urls
+    assert png_url == "data:image/png;base64," + base64.b64encode(png.data).decode()
+    encoded_pixels = base64.b64decode(jpeg_url.removeprefix("data:image/jpeg;base64,"))
+    assert encoded_pixels[:3] == b"\xff\xd8\xff"  # no bytes given: the pixels as JPEG
 
 
 def test_early_stop_closes_the_stream_once_the_answer_is_complete(server) -> None:

@@ -41,3 +41,15 @@ def test_in_process_vllm_batches_requests(tiny_model_dir) -> None:
         SamplingParams(max_new_tokens=5, top_k=20, temperature=0.7, top_p=0.9), VSamplingParams
     )
     assert (mapped.max_tokens, mapped.top_k, mapped.temperature, mapped.top_p) == (5, 20, 0.7, 0.9)
+
+
+def test_the_chat_message_carries_an_images_own_bytes() -> None:
+    from egm_ros.core.engine import EncodedImage
+    from egm_ros.engines.vllm_engine import _image_url
+
+    image = np.zeros((4, 4, 3), np.uint8)
+    jpeg = EncodedImage(b"\xff\xd8\xff as stored", "image/jpeg")
+    assert _image_url(EngineRequest(image=image, prompt="p", encoded=jpeg)) == (
+        "data:image/jpeg;base64,/9j/IGFzIHN0b3JlZA=="
+    )
+    assert _image_url(EngineRequest(image=image, prompt="p")).startswith("data:image/jpeg;base64")
