@@ -1,8 +1,12 @@
 """Evaluation records in the EGM authors' format: JSON lines with ``image`` (path), ``sent``,
 ``bbox`` (pixel x1, y1, x2, y2), ``width``, ``height``; amodal sets name the visible box
-``modal_bbox`` (and ``bbox`` is then the amodal box). Other keys are ignored, so the authors'
-RefCOCO files work as they are; synthetic sets add ``expr_type`` (the kind of expression) for a
-breakdown. Image paths are relative to the file's folder.
+``modal_bbox`` (and ``bbox`` is then the amodal box). As in the authors' loader, a record with
+``modal_bbox`` but no ``bbox`` is scored on ``modal_bbox``. Other keys are ignored, so the
+authors' files (``data/EGM_Datasets/metadata/eval/*.jsonl``) work as they are; synthetic sets
+add ``expr_type`` (the kind of expression) for a breakdown.
+
+Image paths are relative to an image root: the authors' ``BASE_IMG_DIR`` (their repository
+folder; they join ``image`` with its leading ``/`` removed), or by default the file's folder.
 """
 
 from __future__ import annotations
@@ -35,40 +39,42 @@ def _box(values: object) -> Box:
     return make_box(*(float(v) for v in values))
 
 
-def _record(item: object, folder: Path) -> EvalRecord:
+def _record(item: object, folder: Path, root: Path | None) -> EvalRecord:
     if not isinstance(item, dict):
         raise ValueError(f"expected a JSON object, got {type(item).__name__}")
-    missing = [k for k in ("image", "sent", "bbox", "width", "height") if k not in item]
+    has = set(item) | ({"bbox"} if "modal_bbox" in item else set())  # their loader's fallback
+    missing = [k for k in ("image", "sent", "bbox", "width", "height") if k not in has]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     width, height = int(item["width"]), int(item["height"])
     if width <= 0 or height <= 0:
         raise ValueError(f"bad image size {width}x{height}")
-    image = Path(str(item["image"]))
-    bbox = _box(item["bbox"])
-    amodal_set = "modal_bbox" in item
+    image = str(item["image"])
+    path = root / image.lstrip("/") if root is not None else folder / image
+    amodal_set = "bbox" in item and "modal_bbox" in item
     return EvalRecord(
-        image=str(image if image.is_absolute() else folder / image),
+        image=str(path),
         sent=str(item["sent"]),
-        visible=_box(item["modal_bbox"]) if amodal_set else bbox,
-        amodal=bbox if amodal_set else None,
+        visible=_box(item["modal_bbox"] if "modal_bbox" in item else item["bbox"]),
+        amodal=_box(item["bbox"]) if amodal_set else None,
         width=width,
         height=height,
         expr_type=str(item.get("expr_type", "")),
     )
 
 
-def read_records(path: str | Path) -> list[EvalRecord]:
-    """The records of a JSONL file (blank lines skipped); a bad line raises ``ValueError``
-    naming the file and line number."""
+def read_records(path: str | Path, image_root: str | Path | None = None) -> list[EvalRecord]:
+    """The records of a JSONL file (blank lines skipped), image paths under ``image_root``
+    (default: the file's folder); a bad line raises ``ValueError`` naming the file and line."""
     path = Path(path)
+    root = Path(image_root) if image_root else None
     records = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                records.append(_record(json.loads(line), path.parent))
+                records.append(_record(json.loads(line), path.parent, root))
             except (ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
                 raise ValueError(f"{path}:{number}: bad record: {err}") from None
     return records

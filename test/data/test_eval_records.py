@@ -41,6 +41,19 @@ def test_refcoco_style_and_amodal_records(tmp_path) -> None:
     assert second.visible == Box(0, 10, 40, 50) and second.amodal == Box(0, 0, 50, 50)
 
 
+def test_image_root_and_a_record_with_only_modal_bbox(tmp_path) -> None:
+    """The authors join ``image`` (leading / removed) to BASE_IMG_DIR, and score a record
+    without ``bbox`` on its ``modal_bbox``."""
+    only_modal = {**GOOD, "image": "/data/coco/1.jpg", "modal_bbox": [5, 5, 9, 9]}
+    del only_modal["bbox"]
+    (tmp_path / "c.jsonl").write_text(json.dumps(GOOD) + "\n" + json.dumps(only_modal) + "\n")
+    first, second = read_records(tmp_path / "c.jsonl", image_root=tmp_path / "EGM")
+    assert first.image == str(tmp_path / "EGM" / "x.png")
+    assert second.image == str(tmp_path / "EGM" / "data/coco/1.jpg")
+    assert second.visible == Box(5, 5, 9, 9) and second.amodal is None
+    assert read_records(tmp_path / "c.jsonl")[0].image == str(tmp_path / "x.png")
+
+
 @pytest.mark.parametrize(
     ("bad_line", "reason"),
     [
