@@ -15,17 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.batching import next_batch
+from egm_ros.engines.batching import BatchWorker, Job
 
 try:  # the engine module is imported only when this backend is chosen
     from transformers import StoppingCriteria
@@ -33,14 +29,6 @@ except ImportError:  # pragma: no cover - reported by TransformersEngine()
     StoppingCriteria = object
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Job:
-    request: EngineRequest
-    deadline: float
-    future: Future = field(default_factory=Future)
-    abort: threading.Event = field(default_factory=threading.Event)
 
 
 class TransformersEngine(Engine):
@@ -115,14 +103,14 @@ class TransformersEngine(Engine):
             if config_file.is_file()
             else self.model.config.to_dict()
         )
-        self.max_batch_size = max_batch_size
-        self.batch_window = batch_window_ms / 1000.0
-        self.batch_linger = batch_linger_ms / 1000.0
-        self._last_batch_size = 1
-        self.batch_sizes: list[int] = []  # sizes of the batches run (for tests and benchmarks)
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._serve, name="egm-transformers", daemon=True)
-        self._worker.start()
+        self.worker = BatchWorker(
+            self._run_batch,
+            name="egm-transformers",
+            max_batch_size=max_batch_size,
+            batch_window_s=batch_window_ms / 1000.0,
+            batch_linger_s=batch_linger_ms / 1000.0,
+            grace_s=1.0,  # the stopper ends a late batch with a timeout status itself
+        )
 
     @property
     def model_name(self) -> str:
@@ -132,64 +120,21 @@ class TransformersEngine(Engine):
     def model_config(self) -> dict | None:
         return self._config
 
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Sizes of the batches run (for tests and benchmarks)."""
+        return self.worker.batch_sizes
+
     def close(self) -> None:
-        if self._worker.is_alive():
-            self._queue.put(None)
-            self._worker.join(timeout=30)
+        self.worker.close(timeout=30)
 
     def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
-        if not self._worker.is_alive():
-            raise GroundingError(Status.ENGINE_UNAVAILABLE, "engine is closed")
-        deadline = time.monotonic() + timeout
-        jobs = [_Job(r, deadline) for r in requests]
-        for job in jobs:
-            self._queue.put(job)
-        outputs = []
-        try:
-            for job in jobs:
-                try:
-                    outputs.append(job.future.result(max(0.0, deadline - time.monotonic()) + 1))
-                except TimeoutError:
-                    raise GroundingError(
-                        Status.TIMEOUT, f"no answer within {timeout:g} s"
-                    ) from None
-        finally:
-            for job in jobs:
-                job.abort.set()
-        return outputs
+        return self.worker.generate(requests, timeout)
 
-    # ------------------------------------------------------------------ worker
-    def _serve(self) -> None:
-        while (
-            batch := next_batch(
-                self._queue,
-                self.max_batch_size,
-                self.batch_window,
-                expect=self._last_batch_size,
-                linger_s=self.batch_linger,
-            )
-        ) is not None:
-            self._last_batch_size = len(batch)
-            live = [j for j in batch if not j.future.cancelled() and not j.abort.is_set()]
-            if not live:
-                continue
-            try:
-                for j, out in zip(live, self._run_batch(live), strict=True):
-                    j.future.set_result(out)
-            except GroundingError as err:
-                for j in live:
-                    j.future.set_exception(err) if not j.future.done() else None
-            except Exception as err:  # noqa: BLE001 - the worker must survive a bad batch
-                log.exception("generation failed")
-                failure = GroundingError(Status.ENGINE_ERROR, f"generation failed: {err}")
-                for j in live:
-                    j.future.set_exception(failure) if not j.future.done() else None
-
-    def _run_batch(self, jobs: list[_Job]) -> list[EngineOutput]:
+    def _run_batch(self, jobs: list[Job]) -> list[EngineOutput]:
         from PIL import Image
 
         torch = self._torch
-        self.batch_sizes.append(len(jobs))
         texts = [
             self.processor.apply_chat_template(
                 [
@@ -257,7 +202,7 @@ class _AnswerStopper(StoppingCriteria):
     """A transformers ``StoppingCriteria``: per sequence, True once its answer is complete (or
     its own token limit is reached); all sequences stop on cancel or past the deadline."""
 
-    def __init__(self, engine: TransformersEngine, jobs: list[_Job], prompt_len: int) -> None:
+    def __init__(self, engine: TransformersEngine, jobs: list[Job], prompt_len: int) -> None:
         self.engine, self.jobs, self.prompt_len = engine, jobs, prompt_len
         self.done_at: dict[int, int] = {}
         self.status: tuple[Status, str] | None = None

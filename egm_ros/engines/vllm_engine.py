@@ -19,26 +19,16 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.images import data_url
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.batching import next_batch
+from egm_ros.engines.batching import BatchWorker, Job
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Job:
-    request: EngineRequest
-    future: Future = field(default_factory=Future)
 
 
 class VLLMEngine(Engine):
@@ -91,12 +81,13 @@ class VLLMEngine(Engine):
             ) from err
         self._name = model
         self._config = _read_config(model)
-        self.max_batch_size = max_batch_size
-        self.batch_window = batch_window_ms / 1000.0
-        self.batch_sizes: list[int] = []
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._serve, name="egm-vllm", daemon=True)
-        self._worker.start()
+        self.worker = BatchWorker(
+            self._run_batch,
+            name="egm-vllm",
+            max_batch_size=max_batch_size,
+            batch_window_s=batch_window_ms / 1000.0,
+            failure="vLLM generation failed",
+        )
 
     @property
     def model_name(self) -> str:
@@ -106,53 +97,24 @@ class VLLMEngine(Engine):
     def model_config(self) -> dict | None:
         return self._config
 
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Sizes of the batches run (for tests and benchmarks)."""
+        return self.worker.batch_sizes
+
     def close(self) -> None:
-        if self._worker.is_alive():
-            self._queue.put(None)
-            self._worker.join(timeout=60)
+        if self.worker.alive:
+            self.worker.close(timeout=60)
             shutdown = getattr(getattr(self.llm, "llm_engine", None), "shutdown", None)
             if callable(shutdown):
                 shutdown()
 
     def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
-        if not self._worker.is_alive():
-            raise GroundingError(Status.ENGINE_UNAVAILABLE, "engine is closed")
-        deadline = time.monotonic() + timeout
-        jobs = [_Job(r) for r in requests]
-        for job in jobs:
-            self._queue.put(job)
-        outputs = []
-        for job in jobs:
-            try:
-                outputs.append(job.future.result(max(0.0, deadline - time.monotonic())))
-            except TimeoutError:
-                for j in jobs:
-                    j.future.cancel()
-                raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s") from None
-        return outputs
+        return self.worker.generate(requests, timeout)
 
-    def _serve(self) -> None:
-        while (
-            batch := next_batch(self._queue, self.max_batch_size, self.batch_window)
-        ) is not None:
-            live = [j for j in batch if j.future.set_running_or_notify_cancel()]
-            live = [j for j in live if not (j.request.cancel and j.request.cancel.is_set())]
-            if not live:
-                continue
-            try:
-                for j, out in zip(live, self._run_batch(live), strict=True):
-                    j.future.set_result(out)
-            except Exception as err:  # noqa: BLE001 - the worker must survive a bad batch
-                log.exception("vLLM generation failed")
-                failure = GroundingError(Status.ENGINE_ERROR, f"vLLM generation failed: {err}")
-                for j in live:
-                    if not j.future.done():
-                        j.future.set_exception(failure)
-
-    def _run_batch(self, jobs: list[_Job]) -> list[EngineOutput]:
+    def _run_batch(self, jobs: list[Job]) -> list[EngineOutput]:
         from vllm import SamplingParams
 
-        self.batch_sizes.append(len(jobs))
         conversations = [
             [
                 {

@@ -66,8 +66,9 @@ def test_concurrent_calls_are_batched(engine) -> None:
 def test_callers_coming_back_apart_are_batched_like_the_batch_before(engine) -> None:
     """Closed-loop callers (several commands in flight) return spread over more than the
     short window; after a batch of 3 the engine waits (up to its linger) for 3 again."""
-    window, linger = engine.batch_window, engine.batch_linger
-    engine.batch_window, engine.batch_linger = 0.001, 3.0
+    worker = engine.worker  # the shared batching thread (egm_ros.engines.batching)
+    window, linger = worker.batch_window_s, worker.batch_linger_s
+    worker.batch_window_s, worker.batch_linger_s = 0.001, 3.0
     try:
         engine.generate([request(4) for _ in range(3)], 60)  # a batch of 3
         engine.batch_sizes.clear()
@@ -83,7 +84,7 @@ def test_callers_coming_back_apart_are_batched_like_the_batch_before(engine) -> 
         engine.generate([request(4)], 60)  # ... and the next one goes at once
         assert engine.batch_sizes == [3, 1, 1]
     finally:
-        engine.batch_window, engine.batch_linger = window, linger
+        worker.batch_window_s, worker.batch_linger_s = window, linger
 
 
 def test_stop_check_ends_the_sequence_early_and_progress_is_reported(engine) -> None:
