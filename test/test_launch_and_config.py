@@ -57,9 +57,9 @@ def test_config_documents_exactly_the_node_parameters_with_their_defaults() -> N
     config = yaml.safe_load((REPO / "config" / "grounding.yaml").read_text())
     params = config["/**"]["ros__parameters"]
     assert set(params) == set(PARAMETERS)
-    for name, (default, _) in PARAMETERS.items():
-        assert params[name] == default, name
-        assert type(params[name]) is type(default), name
+    for name, param in PARAMETERS.items():
+        assert params[name] == param.default, name
+        assert type(params[name]) is param.type, name
 
 
 def test_no_parameter_carries_a_secret() -> None:

@@ -5,66 +5,16 @@ status rules, the resize policy, and that nothing raises."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from scripted_engine import ScriptedEngine, answer
 
-from egm_ros.core.engine import EncodedImage, Engine, EngineOutput, EngineRequest
+from egm_ros.core.engine import EncodedImage, Engine
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, Mode, Status
-
-
-class ScriptedEngine(Engine):
-    """Test double: answers each prompt with a scripted text and records the calls."""
-
-    backend = "scripted-test-engine"
-
-    def __init__(
-        self,
-        visible: str = "",
-        amodal: str = "",
-        error: GroundingError | None = None,
-        finish_reason: str = "stop",
-    ):
-        self.answers = {Mode.VISIBLE: visible, Mode.AMODAL: amodal}
-        self.error = error
-        self.finish_reason = finish_reason
-        self.calls: list[list[EngineRequest]] = []
-        self.timeouts: list[float] = []
-
-    @property
-    def model_name(self) -> str:
-        return "scripted"
-
-    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
-        self.calls.append(list(requests))
-        self.timeouts.append(timeout)
-        if self.error is not None:
-            raise self.error
-        outputs = []
-        for request in requests:
-            mode = Mode.AMODAL if "amodal" in request.prompt else Mode.VISIBLE
-            text = self.answers[mode]
-            if request.on_progress:
-                request.on_progress(3, text[:5])
-            outputs.append(
-                EngineOutput(
-                    text=text,
-                    tokens=len(text.split()),
-                    inference_ms=1.0,
-                    finish_reason=self.finish_reason,
-                )
-            )
-        return outputs
-
-
-def answer(*boxes: list[int]) -> str:
-    items = ", ".join(f'{{"bbox_2d": {list(b)}, "label": "mug"}}' for b in boxes)
-    return f"I see it.</think>```json\n[{items}]\n```"
-
 
 RGB = np.zeros((500, 1000, 3), np.uint8)
 

@@ -535,3 +535,89 @@ def test_request_timeout_counts_the_time_spent_in_the_queue(server, harness) -> 
     # The third waited behind two full budgets: answered at once, never sent.
     assert "in the queue" in results[2].status_message
     assert server.hits <= 2
+
+
+# ---------------------------------------------------------------- parameters and QoS
+def _error_lines(text: str, word: str) -> list[str]:
+    return [line for line in text.splitlines() if "ERROR" in line and word in line]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("model_family", "bogus", "'qwen3_vl'"),
+        ("prompt_style", "foo", "'egm'"),
+        ("mode", "sideways", "'amodal'"),
+        ("image_reliability", "sometimes", "'best_effort'"),
+    ],
+)
+def test_a_bad_start_up_value_is_one_error_line_and_no_engine_is_built(
+    server, harness, capfd, monkeypatch, name: str, value: str, allowed: str
+) -> None:
+    # Issue 16, defect 2: read-only parameters were never checked; the node logged "loading
+    # engine", then nothing, stayed unconfigured, and leaked the engine it had built.
+    import egm_ros.node.grounding_node as grounding_node
+
+    built: list = []
+    monkeypatch.setattr(grounding_node, "create_engine", lambda s: built.append(s))
+    node = harness.grounding_node(**node_params(server, **{name: value}))
+    assert node._state_machine.current_state[1] == "unconfigured"
+    assert node.engine is None and built == []
+    assert name in node.engine_state and allowed in node.engine_state
+    (line,) = _error_lines(capfd.readouterr().err, name)
+    assert repr(value) in line and allowed in line
+
+
+def test_a_failure_after_the_engine_is_built_closes_it(server, harness, monkeypatch) -> None:
+    import egm_ros.node.grounding_node as grounding_node
+
+    built: list = []
+
+    def create(settings):
+        built.append(grounding_node.create_engine.__wrapped__(settings))
+        return built[-1]
+
+    def broken_grounder(*args, **kwargs):
+        raise RuntimeError("no grounder today")
+
+    create.__wrapped__ = grounding_node.create_engine
+    monkeypatch.setattr(grounding_node, "create_engine", create)
+    monkeypatch.setattr(grounding_node, "Grounder", broken_grounder)
+    node = harness.grounding_node(**node_params(server))
+    assert node._state_machine.current_state[1] == "unconfigured"
+    assert "no grounder today" in node.engine_state
+    (engine,) = built
+    assert engine._closed and node.engine is None
+
+
+def test_run_time_values_pass_the_same_check(server, harness) -> None:
+    node = harness.grounding_node(**node_params(server))
+    bad, good = node.set_parameters(
+        [Parameter("mode", value="sideways"), Parameter("max_new_tokens", value=64)]
+    )
+    assert not bad.successful
+    assert bad.reason.startswith("parameter mode: 'sideways'") and "'amodal'" in bad.reason
+    assert good.successful
+    assert node.get_parameter("mode").value == "visible"
+    assert node.path.grounder.config.sampling.max_new_tokens == 64
+
+
+def test_a_best_effort_camera_with_reliable_image_qos_is_named_in_a_warning(
+    server, harness, capfd
+) -> None:
+    node = harness.grounding_node("/cam", **node_params(server, image_reliability="reliable"))
+    probe = harness.probe("/cam")  # its camera publishes best effort, as camera drivers do
+    wait_for(lambda: probe.command_pub.get_subscription_count() > 0)
+    err: list[str] = []
+
+    def warned() -> bool:
+        err.append(capfd.readouterr().err)
+        return "grounding_node]: a publisher on /cam/image_raw" in "".join(err)
+
+    probe.image_pub.publish(make_image(64, 48, stamp(1)))
+    wait_for(warned, 20)
+    ours = [line for line in "".join(err).splitlines() if "grounding_node]" in line]
+    (line,) = [line for line in ours if "/cam/image_raw" in line]
+    assert "WARN" in line and "incompatible" in line and "RELIABILITY" in line
+    assert "image_reliability" in line
+    assert len(node.path.frames) == 0  # nothing matched, so nothing arrived
