@@ -1,7 +1,8 @@
-"""Per-request overhead of the node path without the model: ROS image message -> RGB -> resize
-(max_pixels) -> encode for the engine (JPEG data URL, as sent to vLLM / trtllm-serve) -> parse
-the answer -> GroundingResult message. Prints p50/p95 ms per resolution and input kind, the
-share of the EGM paper's 737 ms per request, and how many full-frame buffers one request makes.
+"""Per-request overhead of the node path without the model: ROS image message -> RGB (a JPEG
+over max_pixels decoded at a reduced scale, as the node does) -> resize (max_pixels) -> encode
+for the engine (JPEG data URL, as sent to vLLM / trtllm-serve) -> parse the answer ->
+GroundingResult message. Prints p50/p95 ms per resolution and input kind, the share of the EGM
+paper's 737 ms per request, and how many full-frame buffers one request makes.
 
 Run: ``.venv/bin/python bench/overhead.py [--repeats N] [--json out.json]`` (``make bench``
 runs it as part of ``python -m bench``).
@@ -23,7 +24,13 @@ from PIL import Image as PILImage
 
 from egm_ros.core.families import Family, model_input_size
 from egm_ros.core.grounder import DEFAULT_MAX_PIXELS
-from egm_ros.core.images import compressed_to_rgb, data_url, image_to_rgb, limit_pixels
+from egm_ros.core.images import (
+    DecodedImage,
+    data_url,
+    decode_compressed,
+    image_to_rgb,
+    limit_pixels,
+)
 from egm_ros.core.parsing import parse_answer
 from egm_ros.core.types import GroundedObject, GroundingOutcome, Mode, Status
 
@@ -80,17 +87,17 @@ class NodePath:
     """One request's work around the engine, as the node does it, split into stages so the
     copy counter can look at each: decode, resize, encode (for the OpenAI engine), result."""
 
-    decode: Callable[[], np.ndarray]
+    decode: Callable[[], DecodedImage]
     to_msg: ToMsg
 
-    def resize(self, rgb: np.ndarray) -> np.ndarray:
-        return limit_pixels(rgb, DEFAULT_MAX_PIXELS)
+    def resize(self, decoded: DecodedImage) -> np.ndarray:
+        return limit_pixels(decoded.rgb, DEFAULT_MAX_PIXELS)
 
     def encode(self, sent: np.ndarray) -> str:
         return data_url(sent, 90)
 
-    def result(self, rgb: np.ndarray, sent: np.ndarray) -> object:
-        h, w = rgb.shape[:2]
+    def result(self, decoded: DecodedImage, sent: np.ndarray) -> object:
+        w, h = decoded.source_size  # boxes in the frame's pixels, also after a reduced decode
         parsed = parse_answer(
             ANSWER,
             Family.QWEN3_VL,
@@ -107,27 +114,29 @@ class NodePath:
         return self.to_msg(outcome, w, h)
 
     def run(self) -> object:
-        rgb = self.decode()
-        sent = self.resize(rgb)
+        decoded = self.decode()
+        sent = self.resize(decoded)
         self.encode(sent)
-        return self.result(rgb, sent)
+        return self.result(decoded, sent)
 
 
-def _field_decoder(kind: str, fields: dict) -> Callable[[], np.ndarray]:
+def _field_decoder(kind: str, fields: dict) -> Callable[[], DecodedImage]:
     if kind == "raw":
-        return lambda: image_to_rgb(
-            fields["encoding"], fields["width"], fields["height"], fields["step"], fields["data"]
+        size = (fields["width"], fields["height"])
+        return lambda: DecodedImage(
+            image_to_rgb(fields["encoding"], *size, fields["step"], fields["data"]),
+            size,
         )
-    return lambda: compressed_to_rgb("jpeg", fields["data"])
+    return lambda: decode_compressed("jpeg", fields["data"], DEFAULT_MAX_PIXELS)
 
 
-def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes) -> Callable[[], np.ndarray] | None:
-    """The node's own conversion (``image_msg_to_rgb``) on real sensor_msgs messages, when
+def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes) -> Callable[[], DecodedImage] | None:
+    """The node's own conversion (``decode_image_msg``) on real sensor_msgs messages, when
     rclpy and the interfaces are importable."""
     try:
         from sensor_msgs.msg import CompressedImage, Image
 
-        from egm_ros.node.conversions import image_msg_to_rgb
+        from egm_ros.node.conversions import decode_image_msg
     except ImportError:
         return None
     h, w = rgb.shape[:2]
@@ -137,7 +146,7 @@ def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes) -> Callable[[], np
     else:
         msg = CompressedImage(format="jpeg")
         msg.data = jpeg
-    return lambda: image_msg_to_rgb(msg)
+    return lambda: decode_image_msg(msg, DEFAULT_MAX_PIXELS)
 
 
 def count_full_frame_copies(path: NodePath, frame_bytes: int) -> dict[str, int]:

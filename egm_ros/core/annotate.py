@@ -4,11 +4,13 @@ Used by ``egm-ground --out``, the node's ``debug_image`` and the demo."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from egm_ros.core.geometry import scale_box
 from egm_ros.core.types import Box, GroundedObject
 
 #: (visible, amodal) colour per object, in order; the two differ so that the edges an amodal
@@ -87,11 +89,19 @@ def _wrap(text: str, font, max_width: float) -> list[str]:
 
 
 def draw_result(
-    rgb: np.ndarray, objects: list[GroundedObject], caption: str = "", status_text: str = ""
+    rgb: np.ndarray,
+    objects: list[GroundedObject],
+    caption: str = "",
+    status_text: str = "",
+    source_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """A new RGB array with each object's boxes and the caption in a band on top
-    (``status_text`` is shown after the caption unless it is ``ok``)."""
+    (``status_text`` is shown after the caption unless it is ``ok``). ``source_size``
+    (width, height): the boxes are in the pixels of a frame that ``rgb`` is a reduced decode
+    of, and are scaled onto ``rgb``."""
     img = Image.fromarray(np.ascontiguousarray(rgb)).convert("RGB")
+    if source_size is not None and tuple(source_size) != img.size:
+        objects = _scaled(objects, img.size[0] / source_size[0], img.size[1] / source_size[1])
     draw = ImageDraw.Draw(img)
     width = max(2, round(min(img.size) / 150))
     label_font = _font(max(10, img.size[1] // 30))
@@ -117,6 +127,13 @@ def draw_result(
         for n, line in enumerate(lines):
             draw.text((4, 3 + n * line_height), line, fill=CAPTION_FG, font=font)
     return np.asarray(img)
+
+
+def _scaled(objects: list[GroundedObject], sx: float, sy: float) -> list[GroundedObject]:
+    def scale(box: Box | None) -> Box | None:
+        return None if box is None else scale_box(box, sx, sy)
+
+    return [replace(o, visible=scale(o.visible), amodal=scale(o.amodal)) for o in objects]
 
 
 def save_png(rgb: np.ndarray, path: str | Path) -> Path:

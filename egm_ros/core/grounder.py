@@ -97,6 +97,12 @@ class Grounder:
                 self._declared_read = True
         return self._declared
 
+    @property
+    def max_pixels(self) -> int:
+        """The most pixels an image needs to reach the engine with (0: no limit): a caller
+        may decode a frame smaller (a reduced JPEG decode) as long as it keeps this many."""
+        return max(0, self.config.max_pixels)
+
     def ground(
         self,
         rgb: np.ndarray,
@@ -109,6 +115,7 @@ class Grounder:
         started_at: float | None = None,
         timeout: float | None = None,
         encoded: EncodedImage | None = None,
+        source_size: tuple[int, int] | None = None,
     ) -> GroundingOutcome:
         """Ground ``prompt`` in ``rgb`` (H x W x 3 uint8). Times are ``time.monotonic()``:
         ``received_at`` is when the command arrived and ``started_at`` when work on it began
@@ -116,7 +123,9 @@ class Grounder:
         and the caller's decoding as preprocessing. ``timeout`` (seconds, default the config's)
         bounds the engine call, e.g. to what is left of a request's budget after queueing.
         ``encoded``: ``rgb``'s own JPEG/PNG bytes (an image file, a compressed frame), sent as
-        they are when the image needs no resize; otherwise the engine encodes the pixels."""
+        they are when the image needs no resize; otherwise the engine encodes the pixels.
+        ``source_size`` (width, height): the frame ``rgb`` was decoded from at a reduced scale;
+        boxes come back in its pixels (default: ``rgb``'s own size)."""
         start = time.monotonic()
         started_at = start if started_at is None else started_at
         received_at = started_at if received_at is None else received_at
@@ -128,10 +137,13 @@ class Grounder:
             sent = validate_command(prompt, self.config.max_prompt_chars)
             outcome.prompt = sent
             image = self._prepare(rgb)
+            size = _source_size(rgb, source_size)
             latency.preprocessing_ms = (time.monotonic() - started_at) * 1000.0
             budget = self.config.timeout if timeout is None else timeout
-            encoded = encoded if image is rgb else None  # resized: those bytes are stale
-            self._run(outcome, rgb, image, encoded, sent, on_progress, cancel, latency, budget)
+            # Resized, or decoded reduced: those bytes are not the pixels the model gets.
+            if image is not rgb or size != (rgb.shape[1], rgb.shape[0]):
+                encoded = None
+            self._run(outcome, size, image, encoded, sent, on_progress, cancel, latency, budget)
         except GroundingError as err:
             outcome.status, outcome.message = err.status, err.message
         except Exception as err:  # noqa: BLE001 - the node must never die on one request
@@ -157,7 +169,7 @@ class Grounder:
     def _run(
         self,
         outcome: GroundingOutcome,
-        source: np.ndarray,
+        source_size: tuple[int, int],
         image: np.ndarray,
         encoded: EncodedImage | None,
         sent: str,
@@ -203,7 +215,7 @@ class Grounder:
         outcome.tokens = sum(o.tokens for o in outputs)
         outcome.raw_text = outputs[0].text
 
-        height, width = source.shape[:2]
+        width, height = source_size
         input_size = model_input_size(family, image.shape[1], image.shape[0])
         parsed = [
             _checked(
@@ -228,6 +240,21 @@ class Grounder:
             outcome.reasoning = f"{visible.reasoning}\n\n[amodal] {amodal.reasoning}".strip()
         outcome.objects = _pair(visible, amodal)
         outcome.status, outcome.message = _combined_status(visible, amodal, outcome.objects)
+
+
+def _source_size(rgb: np.ndarray, given: tuple[int, int] | None) -> tuple[int, int]:
+    """(width, height) that boxes are reported in: ``given`` (a reduced decode's source frame,
+    never smaller than what was decoded) or the image's own."""
+    own = (rgb.shape[1], rgb.shape[0])
+    if given is None:
+        return own
+    width, height = (int(v) for v in given)
+    if width < own[0] or height < own[1]:
+        raise GroundingError(
+            Status.INVALID_INPUT,
+            f"source size {width}x{height} is smaller than the decoded image {own[0]}x{own[1]}",
+        )
+    return width, height
 
 
 def _checked(

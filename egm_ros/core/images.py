@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -167,11 +168,50 @@ def _yuv422_to_rgb(quads: np.ndarray, uyvy: bool) -> np.ndarray:
     return out.reshape(h, half * 2, 3)
 
 
+class DecodedImage(NamedTuple):
+    """A decoded image and the size it was sent at: a JPEG decoded at a reduced scale has
+    fewer pixels than its ``source_size``, in whose pixels boxes are reported."""
+
+    rgb: np.ndarray
+    #: (width, height) of the image as encoded.
+    source_size: tuple[int, int]
+
+
+#: DCT scale-down factor -> OpenCV flag (libjpeg decodes 1/2, 1/4, 1/8 inside the IDCT).
+_REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def jpeg_reduction(width: int, height: int, max_pixels: int) -> int:
+    """The DCT scale-down (8, 4, 2 or 1) to decode a ``width`` x ``height`` JPEG with: the
+    largest whose result (libjpeg rounds each side up) still has at least ``max_pixels``
+    pixels, so the resize to ``max_pixels`` that follows loses no detail it would have kept.
+    1 when the image is within ``max_pixels`` or ``max_pixels`` <= 0 (no limit)."""
+    if max_pixels <= 0 or width * height <= max_pixels:
+        return 1
+    for factor in (8, 4, 2):
+        if -(-width // factor) * -(-height // factor) >= max_pixels:
+            return factor
+    return 1
+
+
 def compressed_to_rgb(fmt: str, data) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` as an RGB array: jpeg or png with format strings
-    such as ``"jpeg"`` or ``"bgr8; jpeg compressed bgr8"`` (the decoder reads the colour
-    order from the file, so ``bgr8`` needs no swap), and ``"16UC1; compressedDepth png"``
-    from compressed_depth_image_transport (stretched like raw ``16UC1``)."""
+    """A ``sensor_msgs/CompressedImage`` as an RGB array at full size (see
+    :func:`decode_compressed`)."""
+    return decode_compressed(fmt, data).rgb
+
+
+def decode_compressed(fmt: str, data, max_pixels: int = 0) -> DecodedImage:
+    """A ``sensor_msgs/CompressedImage`` as RGB: jpeg or png with format strings such as
+    ``"jpeg"`` or ``"bgr8; jpeg compressed bgr8"`` (the decoder reads the colour order from
+    the file, so ``bgr8`` needs no swap), and ``"16UC1; compressedDepth png"`` from
+    compressed_depth_image_transport (stretched like raw ``16UC1``). A JPEG with more than
+    ``max_pixels`` pixels is decoded at a reduced scale (:func:`jpeg_reduction`): the grounder
+    would shrink it anyway, and the scaled IDCT saves part of the decode."""
     kind = fmt.lower()
     if fmt and not any(k in kind for k in ("jpeg", "jpg", "png")):
         raise _invalid(f"unsupported compressed format {fmt!r} (jpeg or png)")
@@ -183,31 +223,34 @@ def compressed_to_rgb(fmt: str, data) -> np.ndarray:
         raw = raw[_DEPTH_HEADER:]
     what = f"compressed image ({fmt or 'unknown format'})"
     if not depth:
-        fast = _decode_bgr_view(raw, what)
+        fast = _decode_bgr_view(raw, what, max_pixels)
         if fast is not None:
             return fast
-    return _decode(io.BytesIO(raw), what, depth)
+    rgb = _decode(io.BytesIO(raw), what, depth)
+    return DecodedImage(rgb, (rgb.shape[1], rgb.shape[0]))
 
 
-def _decode_bgr_view(raw: bytes, what: str) -> np.ndarray | None:
+def _decode_bgr_view(raw: bytes, what: str, max_pixels: int) -> DecodedImage | None:
     """8-bit JPEG/PNG decoded by OpenCV into one BGR buffer, returned as its reversed-channel
     RGB view (as raw ``bgr8`` is): one frame-sized write instead of Pillow's decode buffer,
     RGB conversion and copy to numpy. The size is checked from the header first (Pillow reads
-    only the header here). None for what OpenCV should not decode (16-bit, odd modes)."""
+    only the header here); a JPEG over ``max_pixels`` is decoded reduced. None for what OpenCV
+    should not decode (16-bit, odd modes)."""
     try:
         with Image.open(io.BytesIO(raw)) as img:
             w, h = img.size
-            mode = img.mode
+            mode, is_jpeg = img.mode, img.format == "JPEG"
     except Exception:  # noqa: BLE001 - undecodable: the Pillow path names the error
         return None
     _check_decoded_size(w, h, what)
     if mode not in ("RGB", "L", "P", "RGBA", "LA"):
         return None
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # as Pillow: no EXIF rotation
+    factor = jpeg_reduction(w, h, max_pixels) if is_jpeg else 1
+    flags = _REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION  # as Pillow: no EXIF turn
     bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
-    if bgr is None or bgr.shape[:2] != (h, w):
+    if bgr is None or bgr.shape[:2] != (-(-h // factor), -(-w // factor)):
         return None
-    return bgr[:, :, ::-1]
+    return DecodedImage(bgr[:, :, ::-1], (w, h))
 
 
 def _check_decoded_size(w: int, h: int, what: str) -> None:
@@ -306,7 +349,7 @@ def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
         src = cv2.resize(src, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
     if src.shape[1] != width or src.shape[0] != height:
         src = cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(src[:, :, ::-1]) if flipped else src
+    return cv2.cvtColor(src, cv2.COLOR_BGR2RGB) if flipped else src  # SIMD, not numpy
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:

@@ -8,7 +8,12 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from egm_ros.core.engine import EncodedImage
-from egm_ros.core.images import compressed_to_rgb, encoded_as_is, image_to_rgb
+from egm_ros.core.images import (
+    DecodedImage,
+    decode_compressed,
+    encoded_as_is,
+    image_to_rgb,
+)
 from egm_ros.core.types import Box, GroundingOutcome, Mode
 from egm_ros.msg import (
     BoundingBox2D,
@@ -41,11 +46,18 @@ def stamp_to_ns(stamp) -> int:
 
 def image_msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
     """Decode a raw or compressed image message (raises GroundingError on bad input)."""
+    return decode_image_msg(msg).rgb
+
+
+def decode_image_msg(msg: Image | CompressedImage, max_pixels: int = 0) -> DecodedImage:
+    """Decode a raw or compressed image message with its size as sent: a JPEG over
+    ``max_pixels`` comes back decoded at a reduced scale (raises GroundingError on bad input)."""
     if isinstance(msg, CompressedImage):
-        return compressed_to_rgb(msg.format, msg.data)
-    return image_to_rgb(
+        return decode_compressed(msg.format, msg.data, max_pixels)
+    rgb = image_to_rgb(
         msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)
     )
+    return DecodedImage(rgb, (rgb.shape[1], rgb.shape[0]))
 
 
 def image_msg_bytes(msg: Image | CompressedImage) -> EncodedImage | None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from std_msgs.msg import Header
 
 from egm_ros.core.annotate import draw_result
+from egm_ros.core.images import DecodedImage
 from egm_ros.core.types import GroundingOutcome
 from egm_ros.node.conversions import rgb_to_image_msg
 
@@ -25,11 +25,17 @@ class DebugOverlay:
     def __init__(self, publisher: Any) -> None:
         self.publisher = publisher
 
-    def __call__(self, rgb: np.ndarray | None, outcome: GroundingOutcome, header: Header) -> None:
+    def __call__(
+        self, decoded: DecodedImage | None, outcome: GroundingOutcome, header: Header
+    ) -> None:
         pub = self.publisher
-        if rgb is None or pub is None or pub.get_subscription_count() == 0:
+        if decoded is None or pub is None or pub.get_subscription_count() == 0:
             return
-        drawn = draw_result(
-            rgb, outcome.objects, caption=outcome.prompt, status_text=outcome.status.value
+        drawn = draw_result(  # on a reduced decode, boxes are scaled onto it
+            decoded.rgb,
+            outcome.objects,
+            caption=outcome.prompt,
+            status_text=outcome.status.value,
+            source_size=decoded.source_size,
         )
         pub.publish(rgb_to_image_msg(drawn, header))

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from std_msgs.msg import Header
 
 from egm_ros.core.grounder import Grounder
+from egm_ros.core.images import DecodedImage
 from egm_ros.core.types import GroundingError, GroundingOutcome, Latency, Mode, Status
 from egm_ros.msg import GroundingResult
 from egm_ros.node.conversions import (
+    decode_image_msg,
     image_msg_bytes,
-    image_msg_to_rgb,
     mode_from_msg,
     outcome_to_msg,
     stamp_to_ns,
@@ -36,9 +36,10 @@ from egm_ros.node.work_queue import WorkQueue
 
 Reply = Callable[[GroundingResult], None]
 Progress = Callable[[int, str], None]
-#: Called after each reply with the decoded frame (None when there was none), the outcome and
-#: the result's header: the debug overlay's hook.
-ResultHook = Callable[[np.ndarray | None, GroundingOutcome, Header], None]
+#: Called after each reply with the decoded frame (None when there was none; a JPEG may be a
+#: reduced decode, its boxes are in ``source_size`` pixels), the outcome and the result's
+#: header: the debug overlay's hook.
+ResultHook = Callable[[DecodedImage | None, GroundingOutcome, Header], None]
 
 
 @dataclass(frozen=True)
@@ -185,13 +186,14 @@ class RequestPath:
     def _ground(self, grounder: Grounder, request: Request, started: float, budget: float) -> None:
         assert request.frame is not None
         try:
-            rgb = image_msg_to_rgb(request.frame.message)
+            # A JPEG larger than the grounder needs is decoded at a reduced scale.
+            decoded = decode_image_msg(request.frame.message, grounder.max_pixels)
             encoded = image_msg_bytes(request.frame.message)  # a JPEG goes out unchanged
         except GroundingError as err:
             self._reply_now(request, err.status, err.message)
             return
         outcome = grounder.ground(
-            rgb,
+            decoded.rgb,
             request.prompt,
             request.mode,
             on_progress=request.on_progress,
@@ -200,8 +202,9 @@ class RequestPath:
             started_at=started,
             timeout=budget,
             encoded=encoded,
+            source_size=decoded.source_size,
         )
-        self._finish(request, outcome, rgb)
+        self._finish(request, outcome, decoded)
 
     def _reply_now(self, request: Request, status: Status, message: str) -> None:
         outcome = GroundingOutcome(
@@ -210,12 +213,14 @@ class RequestPath:
         outcome.latency = Latency(total_ms=(time.monotonic() - request.received) * 1000.0)
         self._finish(request, outcome, None)
 
-    def _finish(self, request: Request, outcome: GroundingOutcome, rgb: np.ndarray | None) -> None:
+    def _finish(
+        self, request: Request, outcome: GroundingOutcome, decoded: DecodedImage | None
+    ) -> None:
         """The one place a result is made and replied."""
         message = request.frame.message if request.frame is not None else None
         if message is not None:
             header = message.header
-            size = (rgb.shape[1], rgb.shape[0]) if rgb is not None else _message_size(message)
+            size = decoded.source_size if decoded is not None else _message_size(message)
         else:
             header = Header(stamp=self._now(), frame_id=self._frame_id)
             size = (0, 0)
@@ -231,7 +236,7 @@ class RequestPath:
             )
         request.reply(result)
         if self._on_result is not None:
-            self._on_result(rgb, outcome, header)
+            self._on_result(decoded, outcome, header)
 
 
 def _message_size(message: Any) -> tuple[int, int]:

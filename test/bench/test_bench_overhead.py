@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench import overhead
+from egm_ros.core.images import DecodedImage
 
 
 def test_rows_for_each_input_kind_with_copies_by_stage() -> None:
@@ -29,7 +30,7 @@ def test_copy_counter_sees_a_copy_and_not_a_view() -> None:
     rgb = np.zeros((120, 160, 3), np.uint8)
 
     def path(decode):
-        return overhead.NodePath(decode, lambda o, w, h: None)
+        return overhead.NodePath(lambda: DecodedImage(decode(), (160, 120)), lambda o, w, h: None)
 
     view = overhead.count_full_frame_copies(path(lambda: rgb[:, :, :]), rgb.nbytes)
     twice = overhead.count_full_frame_copies(path(lambda: rgb.copy() + 0), rgb.nbytes)

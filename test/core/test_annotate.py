@@ -119,3 +119,18 @@ def test_grey_input_is_drawn_in_colour() -> None:
     grey = np.full((60, 80), 100, np.uint8)
     out = draw_result(grey, [GroundedObject(visible=Box(10, 10, 50, 50))])
     assert out.shape == (60, 80, 3) and _is(out[30, 10], VISIBLE_COLOUR)
+
+
+def test_boxes_of_a_larger_source_frame_are_drawn_scaled_onto_a_reduced_decode() -> None:
+    obj = GroundedObject(
+        visible=Box(100, 200, 300, 400), amodal=Box(500, 200, 700, 580), amodal_predicted=True
+    )
+    reduced = draw_result(GREY, [obj], source_size=(800, 600))  # GREY is 400 x 300: half
+    same = draw_result(
+        GREY, [GroundedObject(Box(50, 100, 150, 200), Box(250, 100, 350, 290), True)]
+    )
+    assert np.array_equal(reduced, same)
+    assert all(_hits(reduced[110:190, 50], VISIBLE_COLOUR))
+    assert np.array_equal(
+        draw_result(GREY, [obj], source_size=(400, 300)), draw_result(GREY, [obj])
+    )

@@ -5,14 +5,16 @@ status rules, the resize policy, and that nothing raises."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from scripted_engine import ScriptedEngine, answer
 
-from egm_ros.core.engine import EncodedImage, Engine
+from egm_ros.core.engine import EncodedImage, Engine, EngineOutput, EngineRequest
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
+from egm_ros.core.images import decode_compressed, encode_jpeg
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, Mode, Status
 
@@ -204,6 +206,75 @@ def test_the_images_own_bytes_go_with_it_unless_it_was_resized() -> None:
     assert resized.encoded is None and resized.image.shape[0] * resized.image.shape[1] <= 10**4
     grounder(engine).ground(RGB, "the mug")
     assert engine.calls[2][0].encoded is None
+
+
+class LocatingEngine(ScriptedEngine):
+    """Test double that "sees": answers the bright rectangle of the image it was sent, in
+    Qwen3-VL's 0..1000 coordinates, so a box that comes back right proves the whole mapping."""
+
+    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
+        image = requests[0].image
+        ys, xs = np.nonzero(image[:, :, 0] > 145)
+        h, w = image.shape[:2]
+        box = [
+            round(1000 * xs.min() / w),
+            round(1000 * ys.min() / h),
+            round(1000 * (xs.max() + 1) / w),
+            round(1000 * (ys.max() + 1) / h),
+        ]
+        self.answers[Mode.VISIBLE] = answer(box)
+        return super().generate(requests, timeout)
+
+
+def rectangle_frame(width: int, height: int, box: tuple[int, int, int, int]) -> bytes:
+    """A camera JPEG: a bright rectangle at ``box`` (source pixels) on a dark background."""
+    rgb = np.full((height, width, 3), 40, np.uint8)
+    x1, y1, x2, y2 = box
+    rgb[y1:y2, x1:x2] = (250, 200, 30)
+    return encode_jpeg(rgb, 95)
+
+
+def test_a_reduced_jpeg_decode_reports_boxes_in_the_source_frames_pixels() -> None:
+    frame = decode_compressed("jpeg", rectangle_frame(1600, 1200, (400, 300, 800, 900)), 400_000)
+    assert frame.rgb.shape == (600, 800, 3) and frame.source_size == (1600, 1200)
+    engine = ScriptedEngine(visible=answer([250, 250, 500, 750]))
+    g = grounder(engine, max_pixels=400_000)
+    out = g.ground(frame.rgb, "the box", source_size=frame.source_size)
+    sent = engine.calls[0][0].image
+    assert sent.shape[0] * sent.shape[1] <= 400_000
+    assert out.status is Status.OK
+    assert out.objects[0].visible.as_list() == [400.0, 300.0, 800.0, 900.0]
+
+
+def test_a_reduced_decode_finds_the_rectangle_where_it_is_in_the_source() -> None:
+    box = (410, 290, 1010, 870)
+    frame = decode_compressed("jpeg", rectangle_frame(1920, 1440, box), 500_000)
+    assert frame.rgb.shape == (720, 960, 3)
+    out = grounder(LocatingEngine(), max_pixels=500_000).ground(
+        frame.rgb, "the box", source_size=frame.source_size
+    )
+    found = out.objects[0].visible.as_list()
+    assert np.abs(np.array(found) - np.array(box)).max() <= 4, found
+
+
+def test_a_reduced_decode_never_sends_the_frames_own_bytes() -> None:
+    data = rectangle_frame(1600, 1200, (400, 300, 800, 900))
+    frame = decode_compressed("jpeg", data, 800 * 600)  # 1/2 leaves exactly max_pixels
+    engine = ScriptedEngine(visible=answer([250, 250, 500, 750]))
+    out = grounder(engine, max_pixels=800 * 600).ground(
+        frame.rgb, "the box", encoded=EncodedImage(data, "image/jpeg"), source_size=(1600, 1200)
+    )
+    (request,) = engine.calls[0]
+    assert request.image is frame.rgb  # no resize after the reduced decode...
+    assert request.encoded is None  # ...but the file's bytes are the full frame, not these
+    assert out.objects[0].visible.as_list() == [400.0, 300.0, 800.0, 900.0]
+
+
+def test_a_source_size_smaller_than_the_image_is_invalid_input() -> None:
+    engine = ScriptedEngine(visible=answer([1, 1, 9, 9]))
+    out = grounder(engine).ground(RGB, "the mug", source_size=(500, 250))
+    assert out.status is Status.INVALID_INPUT and "source size 500x250" in out.message
+    assert engine.calls == []
 
 
 def test_progress_and_cancel_reach_the_engine_and_latency_is_broken_down() -> None:

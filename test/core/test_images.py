@@ -14,14 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from egm_ros.core import images
 from egm_ros.core.images import (
     ENCODINGS,
     compressed_to_rgb,
     contiguous_rgb,
     data_url,
+    decode_compressed,
     encode_jpeg,
     encoded_as_is,
     image_to_rgb,
+    jpeg_reduction,
     limit_pixels,
     load_image_file,
     read_image_file,
@@ -239,6 +242,87 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     Image.new("1", (9000, 8000)).save(buf, format="PNG")
     with pytest.raises(GroundingError, match="9000x8000: larger than"):
         compressed_to_rgb("png", buf.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "max_pixels", "factor"),
+    [
+        (1920, 1080, 1280 * 28 * 28, 1),  # 960 x 540 would be fewer than max_pixels
+        (3840, 2160, 1280 * 28 * 28, 2),  # 1920 x 1080 keeps them, 960 x 540 does not
+        (640, 480, 224 * 224, 2),  # 320 x 240 = 76,800 >= 50,176 > 160 x 120
+        (4000, 3000, 100_000, 8),  # 500 x 375 = 187,500
+        (640, 480, 640 * 480, 1),  # within the limit: never reduced
+        (640, 480, 0, 1),  # no limit
+        (1001, 757, 251 * 190, 4),  # libjpeg rounds up: 1001/4 -> 251, 757/4 -> 190
+        (1001, 757, 251 * 190 + 1, 2),
+    ],
+)
+def test_jpeg_reduction_is_the_largest_that_keeps_max_pixels(
+    width: int, height: int, max_pixels: int, factor: int
+) -> None:
+    assert jpeg_reduction(width, height, max_pixels) == factor
+
+
+def _rectangle_jpeg(width: int, height: int, box: tuple[int, int, int, int]) -> bytes:
+    rgb = np.full((height, width, 3), 40, np.uint8)
+    x1, y1, x2, y2 = box
+    rgb[y1:y2, x1:x2] = (250, 200, 30)
+    return _encode(rgb, "JPEG")
+
+
+def _bright(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(rgb[:, :, 0] > 145)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+@pytest.mark.parametrize(("width", "height"), [(1600, 1200), (1601, 1203)])
+def test_a_jpeg_over_max_pixels_is_decoded_reduced_with_its_source_size(
+    width: int, height: int
+) -> None:
+    data = _rectangle_jpeg(width, height, (400, 304, 800, 904))
+    out = decode_compressed("jpeg", data, max_pixels=400_000)
+    assert out.source_size == (width, height)
+    assert out.rgb.shape == (-(-height // 2), -(-width // 2), 3)  # 1/2: 1/4 keeps < 400,000
+    assert _bright(out.rgb) == (200, 152, 400, 452)  # the same picture at half the scale
+    assert out.rgb.base is not None and out.rgb.base.nbytes == out.rgb.nbytes  # one buffer
+    full = decode_compressed("jpeg", data)  # no limit: full size
+    assert full.rgb.shape == (height, width, 3) and full.source_size == (width, height)
+
+
+def test_png_and_small_jpegs_are_never_reduced() -> None:
+    png = _encode(np.zeros((600, 800, 3), np.uint8), "PNG")
+    out = decode_compressed("png", png, max_pixels=10_000)
+    assert out.rgb.shape == (600, 800, 3) and out.source_size == (800, 600)
+    small = decode_compressed("jpeg", _encode(GRADIENT, "JPEG"), max_pixels=64 * 48)
+    assert small.rgb.shape == GRADIENT.shape
+
+
+def _claims_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with its SOF0 header claiming another size (the scan data stays small)."""
+    sof = jpeg.index(b"\xff\xc0")
+    size = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return jpeg[: sof + 5] + size + jpeg[sof + 9 :]
+
+
+def test_the_header_size_check_comes_before_a_reduced_decode(monkeypatch) -> None:
+    def no_decode(*args):
+        raise AssertionError("decoded before the size check")
+
+    monkeypatch.setattr(images.cv2, "imdecode", no_decode)
+    bomb = _claims_size(_encode(GRADIENT, "JPEG"), 10000, 8000)
+    with pytest.raises(GroundingError, match="10000x8000: larger than") as info:
+        decode_compressed("jpeg", bomb, max_pixels=100_000)
+    assert info.value.status is Status.INVALID_INPUT
+
+
+@pytest.mark.parametrize("cut", [0.0, 0.5, 0.9])
+def test_broken_jpegs_decoded_reduced_are_still_invalid_input(cut: float) -> None:
+    data = _rectangle_jpeg(1600, 1200, (400, 300, 800, 900))
+    # cut 0: a JPEG signature and nothing else; otherwise the file cut short in its scan data
+    broken = data[: int(len(data) * cut)] if cut else b"\xff\xd8\xff" + bytes(200)
+    with pytest.raises(GroundingError) as info:
+        decode_compressed("jpeg", broken, max_pixels=400_000)
+    assert info.value.status is Status.INVALID_INPUT
 
 
 def test_limit_pixels() -> None:
