@@ -74,14 +74,14 @@ demo: venv
 # SOAK_ARGS="--backend transformers --model FOLDER".
 SOAK_SECONDS ?= 600
 soak: venv
-	$(BIN)/python -m egm_ros.tools.soak --seconds $(SOAK_SECONDS) --out $(CURDIR)/out/soak \
+	$(BIN)/python -m dev.soak --seconds $(SOAK_SECONDS) --out $(CURDIR)/out/soak \
 	    --json $(CURDIR)/out/soak/report.json $(SOAK_ARGS)
 
 # Benchmarks (issue #8): node overhead, end to end through ROS topics with the embedded model and
 # with a vLLM server on loopback, concurrency, memory, nodes sharing one server. Writes
 # out/bench/bench.json and prints a table (about 5 min here); BENCH_ARGS=--quick for a smoke run.
 bench: venv
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m dev.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build install log .pytest_cache

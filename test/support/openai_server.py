@@ -1,8 +1,8 @@
-"""The scripted OpenAI-compatible server for tests; it lives in the package
-(:mod:`egm_ros.tools.scripted_server`) because the soak run (``egm_ros.tools.soak``) starts it
-as a process too. Run on its own: ``python -m egm_ros.tools.scripted_server --port 8000``."""
+"""The scripted OpenAI-compatible server for tests; it lives with the developer tools
+(:mod:`dev.scripted_server`) because the soak run (``dev.soak``) starts it as a process too.
+Run on its own: ``python -m dev.scripted_server --port 8000``."""
 
-from egm_ros.tools.scripted_server import (
+from dev.scripted_server import (
     DEFAULT_ANSWER,
     GARBAGE_ANSWER,
     TRUNCATED_ANSWER,

@@ -1,4 +1,4 @@
-"""``make bench`` / ``python -m bench``: every benchmark of issue #8 in one run, one JSON file
+"""``make bench`` / ``python -m dev.bench``: every benchmark of issue #8 in one run, one JSON file
 (``out/bench/bench.json``) and a short table.
 
 1. overhead of the node path without the model (4 resolutions, raw and compressed input) and
@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import overhead
-from bench.report import (
+from dev.bench import overhead
+from dev.bench.report import (
     PAPER_MS,
     format_table,
     goal,
@@ -39,13 +39,13 @@ from bench.report import (
     write_report,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_DIR = ROOT / "egm_ros" / "models" / "egm_tiny"
 LEVELS = (1, 2, 4, 8)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dev.bench", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out/bench/bench.json", help="the JSON report")
     p.add_argument("--quick", action="store_true", help="few repeats: a smoke run (~3 min)")
     p.add_argument(
@@ -117,7 +117,7 @@ def model_parameters(path: str) -> int | None:
 def cameras(count: int, prompts_per_camera: int = 4) -> list:
     """One synthetic table-top scene per node (the embedded model's world), with referring
     expressions of that scene as the commands."""
-    from bench.ros_bench import Camera
+    from dev.bench.ros_bench import Camera
     from egm_ros.data.expressions import expressions
     from egm_ros.data.scenes import generate_scene
 
@@ -158,8 +158,9 @@ def run_embedded(
     args: argparse.Namespace, model: dict[str, Any], n: int, levels: Sequence[int], logs: Path
 ) -> tuple[dict, list[dict], dict]:
     """End to end, concurrency and memory with the in-process engine in a node process."""
-    from bench.report import add_speedup
-    from bench.ros_bench import BenchClient, NodeProcess, latency_section, throughput_row
+    from dev.bench.report import add_speedup
+    from dev.bench.ros_bench import BenchClient, latency_section, throughput_row
+    from dev.node_process import NodeProcess
 
     (cam,) = cameras(1)
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads > 0 else {}
@@ -203,15 +204,16 @@ def run_openai(
 ) -> tuple[dict, list[dict], dict]:
     """One vLLM server on loopback: end to end and 1/4 in flight through one node, then
     ``nodes`` nodes alone and all at once."""
-    from bench.report import add_speedup, summary
-    from bench.ros_bench import (
+    from dev.bench.report import add_speedup
+    from dev.bench.ros_bench import (
         BenchClient,
-        NodeProcess,
         VLLMServer,
         latency_section,
         routing_errors,
         throughput_row,
     )
+    from dev.node_process import NodeProcess
+    from dev.stats import summary
 
     cams = cameras(nodes)
     by_ns = {c.namespace: c for c in cams}

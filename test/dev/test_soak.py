@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from egm_ros.tools.soak import KINDS
+from dev.soak import KINDS
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("soak")
     proc = subprocess.run(
-        [sys.executable, "-m", "egm_ros.tools.soak", "--seconds", "30", "--warmup", "10"]
+        [sys.executable, "-m", "dev.soak", "--seconds", "30", "--warmup", "10"]
         + ["--progress", "0", "--out", str(out), "--json", str(out / "report.json")],
         capture_output=True,
         text=True,

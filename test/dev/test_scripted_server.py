@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dev.scripted_server import ServerProcess
+from dev.soak import KINDS
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.types import Mode, Status
 from egm_ros.engines.openai_engine import OpenAIEngine
-from egm_ros.tools.scripted_server import ServerProcess
-from egm_ros.tools.soak import KINDS
 
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 ENGINE_KINDS = [k for k in KINDS if k.frame == "newest" and k.topic == "grounding_command"]

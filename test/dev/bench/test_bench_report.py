@@ -1,51 +1,22 @@
-"""The benchmark helpers' logic (percentiles, summaries, tables, the report's shape, goals):
+"""The benchmark helpers' logic (tables, the report's shape, goals):
 no ROS, no model, no timing asserted."""
 
 from __future__ import annotations
 
 import json
-import math
 
-import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from bench.__main__ import goals, tables
-from bench.report import (
+from dev.bench.__main__ import goals, tables
+from dev.bench.report import (
     SECTIONS,
     add_speedup,
     format_table,
     markdown_table,
     missing_keys,
-    percentile,
     skipped,
-    summary,
     write_report,
 )
-
-
-@given(
-    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=50),
-    st.floats(0, 100),
-)
-def test_percentile_matches_numpy(samples: list[float], q: float) -> None:
-    assert percentile(samples, q) == pytest.approx(float(np.percentile(samples, q)), abs=1e-6)
-
-
-def test_percentile_edges() -> None:
-    assert math.isnan(percentile([], 50))
-    assert percentile([3.0], 95) == 3.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    with pytest.raises(ValueError):
-        percentile([1.0], 101)
-
-
-def test_summary_ignores_missing_samples() -> None:
-    assert summary([]) == {"n": 0}
-    assert summary([None, float("nan")]) == {"n": 0}
-    s = summary([10.0, 20.0, None, 30.0])
-    assert s == {"n": 3, "p50_ms": 20.0, "p95_ms": 29.0, "mean_ms": 20.0, "max_ms": 30.0}
 
 
 def test_format_table_aligns_columns_and_rejects_ragged_rows() -> None:

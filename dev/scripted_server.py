@@ -12,7 +12,7 @@ early.
 
 As its own process (what the fault tests kill and restart, and what the soak runs)::
 
-    python -m egm_ros.tools.scripted_server --port 8000 [--fault hang|http500|garbage|drop|
+    python -m dev.scripted_server --port 8000 [--fault hang|http500|garbage|drop|
         truncated|slow] [--script soak]
 
 It prints ``serving http://127.0.0.1:PORT/v1`` once it accepts connections.
@@ -312,7 +312,7 @@ class ServerProcess:
         if args:
             self.args = list(args)
         self.output.clear()
-        command = [sys.executable, "-m", "egm_ros.tools.scripted_server", "--port"]
+        command = [sys.executable, "-m", "dev.scripted_server", "--port"]
         self.proc = subprocess.Popen(
             [*command, str(self.port), *self.args],
             stdout=subprocess.PIPE,

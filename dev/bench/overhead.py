@@ -4,8 +4,8 @@ for the engine (JPEG data URL, as sent to vLLM / trtllm-serve) -> parse the answ
 GroundingResult message. Prints p50/p95 ms per resolution and input kind, the share of the EGM
 paper's 737 ms per request, and how many full-frame buffers one request makes.
 
-Run: ``.venv/bin/python bench/overhead.py [--repeats N] [--json out.json]`` (``make bench``
-runs it as part of ``python -m bench``).
+Run: ``.venv/bin/python -m dev.bench.overhead [--repeats N] [--json out.json]`` (``make bench``
+runs it as part of ``python -m dev.bench``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
+from dev.bench.report import PAPER_MS, format_table
+from dev.stats import percentile
 from egm_ros.core.families import Family, model_input_size
 from egm_ros.core.grounder import DEFAULT_MAX_PIXELS
 from egm_ros.core.images import (
@@ -33,11 +35,6 @@ from egm_ros.core.images import (
 )
 from egm_ros.core.parsing import parse_answer
 from egm_ros.core.types import GroundedObject, GroundingOutcome, Mode, Status
-
-try:  # run as `python bench/overhead.py` or as part of the `bench` package
-    from bench.report import PAPER_MS, format_table
-except ImportError:  # pragma: no cover - the checkout is not on sys.path
-    from report import PAPER_MS, format_table  # type: ignore[no-redef]
 
 RESOLUTIONS = {
     "640x480": (640, 480),
@@ -218,7 +215,7 @@ def run(repeats: int, resolutions: dict[str, tuple[int, int]] | None = None) -> 
             path = NodePath(decode, to_msg)
             samples, cpu = timed_wall_and_cpu(path.run, repeats)
             copies = count_full_frame_copies(path, w * h * 3)
-            p50, p95 = np.percentile(samples, [50, 95])
+            p50, p95 = (percentile(list(samples), q) for q in (50, 95))
             rows.append(
                 {
                     "resolution": name,
@@ -226,7 +223,7 @@ def run(repeats: int, resolutions: dict[str, tuple[int, int]] | None = None) -> 
                     "p50_ms": round(float(p50), 2),
                     "p95_ms": round(float(p95), 2),
                     "share_of_737ms_pct": round(100 * float(p50) / PAPER_MS, 3),
-                    "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
+                    "cpu_p50_ms": round(percentile(list(cpu), 50), 2),
                     "full_frame_copies": copies["total"],
                     "copies_by_stage": copies,
                     "frame_mb": round(w * h * 3 / 2**20, 1),

@@ -1,10 +1,10 @@
-"""Helpers shared by the benchmarks: latency summaries, the JSON report's shape, and the short
-table ``make bench`` prints. Kept free of ROS and torch so they are unit-tested in milliseconds."""
+"""Helpers shared by the benchmarks: the JSON report's shape and the short table ``make bench``
+prints (latency summaries are :mod:`dev.stats`). Kept free of ROS and torch so they are
+unit-tested in milliseconds."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,34 +14,6 @@ PAPER_MS = 737.0
 
 #: Top-level sections of the report; each holds its numbers or ``{"skipped": reason}``.
 SECTIONS = ("meta", "overhead", "end_to_end", "concurrency", "memory", "multi_node", "goals")
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) with linear interpolation between the two nearest ranks
-    (numpy's default), without numpy so the report helpers stay dependency-free."""
-    if not samples:
-        return math.nan
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    ordered = sorted(samples)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def summary(samples: Sequence[float], digits: int = 2) -> dict[str, float | int]:
-    """n, p50, p95, mean and max of latency samples in ms (NaN-free: empty gives n=0 only)."""
-    values = [float(s) for s in samples if s is not None and not math.isnan(s)]
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50_ms": round(percentile(values, 50), digits),
-        "p95_ms": round(percentile(values, 95), digits),
-        "mean_ms": round(sum(values) / len(values), digits),
-        "max_ms": round(max(values), digits),
-    }
 
 
 def skipped(reason: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import overhead
+from dev.bench import overhead
 from egm_ros.core.images import DecodedImage
 
 
