@@ -83,10 +83,7 @@ class TransformersEngine(Engine):
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
         if max_pixels:
-            image_processor = self.processor.image_processor
-            image_processor.max_pixels = max_pixels
-            if isinstance(getattr(image_processor, "size", None), dict):
-                image_processor.size["longest_edge"] = max_pixels
+            limit_processor_pixels(self.processor.image_processor, max_pixels)
         self._eos = {
             i
             for i in [self.model.generation_config.eos_token_id, tokenizer.eos_token_id]
@@ -187,6 +184,21 @@ class TransformersEngine(Engine):
                 )
             )
         return results
+
+
+def limit_processor_pixels(image_processor: object, max_pixels: int) -> None:
+    """Bound the pixels the processor keeps: ``size["longest_edge"]`` is the Qwen-VL
+    processors' total-pixel bound (a plain dict in older transformers, a ``SizeDict`` in newer).
+    Setting their ``max_pixels`` attribute instead makes every call warn that passing
+    ``min_pixels``/``max_pixels`` is deprecated; it is the fallback for processors without
+    ``size``."""
+    size = getattr(image_processor, "size", None)
+    if isinstance(size, dict):
+        size["longest_edge"] = max_pixels
+    elif size is not None and hasattr(size, "longest_edge"):
+        size.longest_edge = max_pixels
+    else:
+        image_processor.max_pixels = max_pixels  # type: ignore[attr-defined]
 
 
 def _until_eos(row: list[int], eos: set[int], pad: int, limit: int) -> list[int]:

@@ -105,9 +105,7 @@ class VLLMEngine(Engine):
     def close(self) -> None:
         if self.worker.alive:
             self.worker.close(timeout=60)
-            shutdown = getattr(getattr(self.llm, "llm_engine", None), "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+            _shut_down(self.llm)
 
     def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
         return self.worker.generate(requests, timeout)
@@ -169,3 +167,15 @@ def _read_config(model: str) -> dict | None:
 def _image_url(request: EngineRequest) -> str:
     """The image as a data URL: its file's own bytes where the request has them."""
     return data_url(request.image, encoded=request.encoded)
+
+
+def _shut_down(llm: object) -> None:
+    """Stop vLLM's engine-core process now. vLLM's V1 ``LLMEngine`` has no ``shutdown``; its
+    client (``llm_engine.engine_core``) does. Left to vLLM's exit-time finalizer, the shutdown
+    logs after the interpreter has closed the streams: "--- Logging error ---" tracebacks."""
+    engine = getattr(llm, "llm_engine", None)
+    for owner in (getattr(engine, "engine_core", None), engine):
+        shutdown = getattr(owner, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+            return

@@ -132,3 +132,25 @@ def test_missing_model_is_engine_unavailable(tmp_path) -> None:
     with pytest.raises(GroundingError) as info:
         TransformersEngine(str(tmp_path / "no-such-model"))
     assert info.value.status is Status.ENGINE_UNAVAILABLE
+
+
+def test_max_pixels_bounds_the_processor_without_a_deprecation_warning(tiny_model_dir) -> None:
+    import warnings
+
+    from PIL import Image
+
+    from egm_ros.engines.transformers_engine import TransformersEngine
+
+    wide = Image.fromarray(np.zeros((224, 448, 3), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # transformers' min_pixels/max_pixels FutureWarning
+        engine = TransformersEngine(str(tiny_model_dir), max_pixels=20_000)
+        try:
+            grid = engine.processor.image_processor(images=[wide], return_tensors="pt")
+            (t, h, w) = grid["image_grid_thw"][0].tolist()
+            patch = engine.processor.image_processor.patch_size
+            assert h * w * patch * patch <= 20_000  # the bound took effect
+            out = engine.generate([request(2)], 60)
+            assert out[0].tokens == 2
+        finally:
+            engine.close()
