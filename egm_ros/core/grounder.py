@@ -287,9 +287,10 @@ def _pair(visible: ParsedAnswer, amodal: ParsedAnswer | None) -> list[GroundedOb
         return objects
     free: list[tuple[Box, str]] = list(amodal.boxes)
     for obj in objects:
-        if not free or obj.visible is None:
+        seen = obj.visible
+        if not free or seen is None:
             break
-        best = max(range(len(free)), key=lambda k: _overlap(obj.visible, free[k][0]))
+        best = max(range(len(free)), key=lambda k: _overlap(seen, free[k][0]))
         box, label = free.pop(best)
         obj.amodal, obj.amodal_predicted = box, True
         obj.label = obj.label or label

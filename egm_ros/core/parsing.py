@@ -237,7 +237,7 @@ def _intern_boxes(answer: str) -> list[_Candidate]:
     found: list[_Candidate] = []
     for match in _INTERN_BOX.finditer(answer):
         label, content = match.group(1) or "", match.group(2)
-        quads = [[float(v) for v in q.groups()] for q in _QUAD.finditer(content)]
+        quads: list[object] = [[float(v) for v in q.groups()] for q in _QUAD.finditer(content)]
         found.extend((quad, label) for quad in quads or [content])
     return found
 

@@ -35,7 +35,7 @@ def create_engine(settings: EngineSettings) -> Engine:
     ``invalid_input`` for an unknown backend and ``engine_unavailable`` when the backend's
     libraries or model cannot be loaded."""
     backend = settings.backend.strip().lower()
-    model = settings.model or None
+    model = settings.model  # "" = the backend's default (the server's, the embedded model)
     if backend in ("transformers", "vllm", "tensorrt_llm") and not model:
         raise GroundingError(Status.INVALID_INPUT, f"the {backend} backend needs a model")
     try:
@@ -44,7 +44,7 @@ def create_engine(settings: EngineSettings) -> Engine:
 
             return OpenAIEngine(
                 settings.base_url,
-                model,
+                model or None,
                 api_key_env=settings.api_key_env,
                 api_key_file=settings.api_key_file,
                 timeout=settings.timeout,

@@ -143,8 +143,8 @@ class OpenAIEngine(Engine):
                     raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s")
                 done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_EXCEPTION)
                 for future in done:
-                    if future.exception() is not None:
-                        raise future.exception()
+                    if (error := future.exception()) is not None:
+                        raise error
             return [future.result() for future in futures]
         finally:
             abort.set()  # a failed sibling stops the others; a no-op when all are done
@@ -185,7 +185,7 @@ class OpenAIEngine(Engine):
     def _extra_body(request: EngineRequest) -> dict:
         """vLLM's and trtllm-serve's extensions: top_k, repetition_penalty (as the EGM authors
         send them) and chat-template arguments."""
-        body = {
+        body: dict[str, object] = {
             "top_k": request.sampling.top_k,
             "repetition_penalty": request.sampling.repetition_penalty,
         }

@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
+from typing import Any
 
 from egm_ros.core.engine import Engine, EngineOutput, EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
@@ -54,7 +55,7 @@ class _Stream:
     def __init__(self, request: EngineRequest) -> None:
         self.request = request
         self.future: Future[EngineOutput] = Future()
-        self.result = None
+        self.result: Any = None  # TensorRT-LLM's RequestOutput once submitted
         self.stopped: Status | None = None
         self.finished = False
 
@@ -206,8 +207,8 @@ class TensorRTLLMEngine(Engine):
                 raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s")
             done, pending = wait(pending, min(_POLL_S, remaining), FIRST_EXCEPTION)
             for future in done:
-                if future.exception() is not None:
-                    raise future.exception()
+                if (error := future.exception()) is not None:
+                    raise error
         return [s.future.result() for s in streams]
 
     def _run(self, stream: _Stream, deadline: float) -> None:
