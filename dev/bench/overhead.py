@@ -24,15 +24,10 @@ from PIL import Image as PILImage
 
 from dev.bench.report import PAPER_MS, format_table
 from dev.stats import percentile
+from egm_ros.core.compressed import DecodedImage, decode_compressed
 from egm_ros.core.families import Family, model_input_size
 from egm_ros.core.grounder import DEFAULT_MAX_PIXELS
-from egm_ros.core.images import (
-    DecodedImage,
-    data_url,
-    decode_compressed,
-    image_to_rgb,
-    limit_pixels,
-)
+from egm_ros.core.images import data_url, image_to_rgb, limit_pixels
 from egm_ros.core.parsing import parse_answer
 from egm_ros.core.types import GroundedObject, GroundingOutcome, Mode, Status
 

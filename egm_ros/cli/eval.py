@@ -35,11 +35,11 @@ import numpy as np
 
 from egm_ros.cli.common import engine_settings, grounder_config
 from egm_ros.cli.eval_authors import AuthorsResult, evaluate_authors
+from egm_ros.core.compressed import read_image_file
 from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.geometry import iou
 from egm_ros.core.grounder import Grounder
-from egm_ros.core.images import read_image_file
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
 from egm_ros.data.eval_records import EvalRecord, read_records, synthetic_records

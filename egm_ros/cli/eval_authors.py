@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from egm_ros.core.authors_eval import authors_box, authors_iou, scale_bbox
+from egm_ros.core.compressed import read_image_file
 from egm_ros.core.engine import Engine, EngineRequest, SamplingParams
 from egm_ros.core.families import Family
-from egm_ros.core.images import read_image_file
 from egm_ros.core.prompts import build_prompt
 from egm_ros.core.types import GroundingError, Mode, Status
 from egm_ros.data.eval_records import EvalRecord

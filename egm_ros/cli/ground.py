@@ -45,6 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also predict the full extent of a partly hidden target",
     )
+    _add_engine_flags(parser)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"generation limit per query (default {DEFAULT_MAX_NEW_TOKENS}, as the EGM authors)",
+    )
+    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="downscale larger images to this many pixels before sending",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--out", default=None, help="write an annotated PNG (visible box solid, amodal dashed)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log engine activity")
+    return parser
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    """Which engine and model, and how to reach and trust a server."""
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -73,20 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=PromptStyle.EGM.value,
         help="egm: EGM checkpoints; base: plain Qwen3-VL models",
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=DEFAULT_MAX_NEW_TOKENS,
-        help=f"generation limit per query (default {DEFAULT_MAX_NEW_TOKENS}, as the EGM authors)",
-    )
-    parser.add_argument("--temperature", type=float, default=0.0)
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=None,
-        help="downscale larger images to this many pixels before sending",
-    )
     parser.add_argument(
         "--api-key-env",
         default="EGM_API_KEY",
@@ -96,18 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify the server's TLS certificate"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument(
-        "--out", default=None, help="write an annotated PNG (visible box solid, amodal dashed)"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log engine activity")
-    return parser
 
 
 def run(args: argparse.Namespace) -> GroundingOutcome:
     """Load the image, build the engine and ground; every failure is an outcome, not a raise."""
+    from egm_ros.core.compressed import read_image_file
     from egm_ros.core.grounder import Grounder
-    from egm_ros.core.images import read_image_file
 
     mode = Mode.AMODAL if args.amodal else Mode.VISIBLE
     try:

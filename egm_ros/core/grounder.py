@@ -178,23 +178,50 @@ class Grounder:
         latency: Latency,
         timeout: float,
     ) -> None:
-        family = self.family
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
+        requests = self._requests(modes, image, encoded, sent, on_progress, cancel)
+        t0 = time.monotonic()
+        outputs = self.engine.generate(requests, timeout=timeout)
+        latency.inference_ms = (time.monotonic() - t0) * 1000.0
+        outcome.model = self.engine.model_name  # a server's default model is known only now
+        outcome.tokens = sum(o.tokens for o in outputs)
+        outcome.raw_text = outputs[0].text
+        input_size = model_input_size(self.family, image.shape[1], image.shape[0])
+        parsed = [
+            self._parse(out, source_size, input_size, clip=(m is Mode.VISIBLE))
+            for out, m in zip(outputs, modes, strict=True)
+        ]
+        visible = parsed[0]
+        amodal = parsed[1] if len(parsed) > 1 else None
+        outcome.reasoning = visible.reasoning
+        if amodal is not None and amodal.reasoning:
+            outcome.reasoning = f"{visible.reasoning}\n\n[amodal] {amodal.reasoning}".strip()
+        outcome.objects = _pair(visible, amodal)
+        outcome.status, outcome.message = _combined_status(visible, amodal, outcome.objects)
+
+    def _requests(
+        self,
+        modes: list[Mode],
+        image: np.ndarray,
+        encoded: EncodedImage | None,
+        sent: str,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> list[EngineRequest]:
+        """One engine request per mode, sent together so the engine batches them."""
+        family = self.family
         declared = self.declared_prompts
         # Nothing before a </think> stops generation while the model may think, whatever the
-        # prompt style. EGM checkpoints always reason first, so a turn that ends without
-        # </think> is truncated; a base model may be a non-thinking one (Qwen3-VL Instruct),
-        # whose ended turn without any think tag is its answer.
+        # prompt style.
         thinking = self.config.thinking
-        parse_thinking = thinking and self.config.prompt_style is PromptStyle.EGM
-        template_kwargs = None if self.config.thinking else {"enable_thinking": False}
+        template_kwargs = None if thinking else {"enable_thinking": False}
         stop_check = None
         if self.config.early_stop:
 
             def stop_check(text: str) -> bool:
                 return answer_complete(text, family, thinking)
 
-        requests = [
+        return [
             EngineRequest(
                 image=image,
                 encoded=encoded,
@@ -208,38 +235,27 @@ class Grounder:
             )
             for i, m in enumerate(modes)
         ]
-        t0 = time.monotonic()
-        outputs = self.engine.generate(requests, timeout=timeout)
-        latency.inference_ms = (time.monotonic() - t0) * 1000.0
-        outcome.model = self.engine.model_name  # a server's default model is known only now
-        outcome.tokens = sum(o.tokens for o in outputs)
-        outcome.raw_text = outputs[0].text
 
-        width, height = source_size
-        input_size = model_input_size(family, image.shape[1], image.shape[0])
-        parsed = [
-            _checked(
-                parse_answer(
-                    out.text,
-                    family,
-                    (width, height),
-                    model_input_size=input_size,
-                    clip=(m is Mode.VISIBLE),
-                    thinking=parse_thinking,
-                ),
-                out,
-                family,
-                thinking,
-            )
-            for out, m in zip(outputs, modes, strict=True)
-        ]
-        visible = parsed[0]
-        amodal = parsed[1] if len(parsed) > 1 else None
-        outcome.reasoning = visible.reasoning
-        if amodal is not None and amodal.reasoning:
-            outcome.reasoning = f"{visible.reasoning}\n\n[amodal] {amodal.reasoning}".strip()
-        outcome.objects = _pair(visible, amodal)
-        outcome.status, outcome.message = _combined_status(visible, amodal, outcome.objects)
+    def _parse(
+        self,
+        output: EngineOutput,
+        source_size: tuple[int, int],
+        input_size: tuple[int, int],
+        clip: bool,
+    ) -> ParsedAnswer:
+        """The answer in source pixels. EGM checkpoints always reason first, so a turn that
+        ends without ``</think>`` is truncated; a base model may be a non-thinking one
+        (Qwen3-VL Instruct), whose ended turn without any think tag is its answer."""
+        thinking = self.config.thinking
+        parsed = parse_answer(
+            output.text,
+            self.family,
+            source_size,
+            model_input_size=input_size,
+            clip=clip,
+            thinking=thinking and self.config.prompt_style is PromptStyle.EGM,
+        )
+        return _checked(parsed, output, self.family, thinking)
 
 
 def _source_size(rgb: np.ndarray, given: tuple[int, int] | None) -> tuple[int, int]:

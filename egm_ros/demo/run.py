@@ -38,16 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    rclpy.init()
-    out = Path(args.out).resolve()
-    size = 224
-    print(f"egm_ros demo: {args.scenes} synthetic scenes, backend {args.backend}", flush=True)
-    print("loading the model (EGM-Tiny, CPU) ...", flush=True)
-    t0 = time.monotonic()
-    grounder = GroundingNode(
+def _grounding_node(args: argparse.Namespace) -> GroundingNode:
+    """The node as the demo runs it: frames kept long enough for slow CPUs, exact stamps."""
+    return GroundingNode(
         parameter_overrides=[
             Parameter("backend", value=args.backend),
             Parameter("model", value=args.model),
@@ -58,6 +51,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             Parameter("max_new_tokens", value=256),
         ]
     )
+
+
+def _camera(seed: int, size: int) -> SimCamera:
+    return SimCamera(
+        parameter_overrides=[
+            Parameter("rate", value=5.0),
+            Parameter("width", value=size),
+            Parameter("height", value=size),
+            Parameter("seed", value=seed),
+            Parameter("scene_period", value=3.0),
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rclpy.init()
+    out = Path(args.out).resolve()
+    size = 224
+    print(f"egm_ros demo: {args.scenes} synthetic scenes, backend {args.backend}", flush=True)
+    print("loading the model (EGM-Tiny, CPU) ...", flush=True)
+    t0 = time.monotonic()
+    grounder = _grounding_node(args)
     if grounder.engine is None:
         print(
             f"egm-demo: error: the grounding node could not load its engine: "
@@ -70,15 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"model loaded in {time.monotonic() - t0:.1f} s: {grounder.engine.model_name}", flush=True
     )
-    camera = SimCamera(
-        parameter_overrides=[
-            Parameter("rate", value=5.0),
-            Parameter("width", value=size),
-            Parameter("height", value=size),
-            Parameter("seed", value=args.seed),
-            Parameter("scene_period", value=3.0),
-        ]
-    )
+    camera = _camera(args.seed, size)
     client = DemoClient(out, seed=args.seed, scenes=args.scenes, scene_size=size)
     executor = MultiThreadedExecutor(num_threads=4)
     for node in (grounder, camera, client):

@@ -49,7 +49,6 @@ class TransformersEngine(Engine):
     ) -> None:
         try:
             import torch
-            from transformers import AutoModelForImageTextToText, AutoProcessor
         except ImportError as err:
             raise GroundingError(
                 Status.ENGINE_UNAVAILABLE,
@@ -57,28 +56,13 @@ class TransformersEngine(Engine):
             ) from err
         self._torch = torch
         self._name = display_name or model
-        local = Path(model).is_dir()
-        offline = local or os.environ.get("HF_HUB_OFFLINE") == "1"
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         if num_threads:
             torch.set_num_threads(num_threads)
-        try:
-            self.processor = AutoProcessor.from_pretrained(model, local_files_only=offline)
-            self.model = (
-                AutoModelForImageTextToText.from_pretrained(
-                    model, dtype=getattr(torch, dtype), local_files_only=offline
-                )
-                .to(device)
-                .eval()
-            )
-        except (OSError, ValueError) as err:
-            raise GroundingError(
-                Status.ENGINE_UNAVAILABLE,
-                f"cannot load model {model!r}: {str(err).splitlines()[0]}",
-            ) from err
+        self.processor, self.model = _load(model, device, getattr(torch, dtype))
         self.device = device
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
@@ -184,6 +168,29 @@ class TransformersEngine(Engine):
                 )
             )
         return results
+
+
+def _load(model: str, device: str, dtype: object) -> tuple:
+    """(processor, model in eval mode on ``device``), from a local folder or, unless
+    ``HF_HUB_OFFLINE=1``, the hub."""
+    try:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+    except ImportError as err:
+        raise GroundingError(
+            Status.ENGINE_UNAVAILABLE, f"transformers backend needs torch and transformers ({err})"
+        ) from err
+    offline = Path(model).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        processor = AutoProcessor.from_pretrained(model, local_files_only=offline)
+        loaded = AutoModelForImageTextToText.from_pretrained(
+            model, dtype=dtype, local_files_only=offline
+        )
+    except (OSError, ValueError) as err:
+        raise GroundingError(
+            Status.ENGINE_UNAVAILABLE,
+            f"cannot load model {model!r}: {str(err).splitlines()[0]}",
+        ) from err
+    return processor, loaded.to(device).eval()
 
 
 def limit_processor_pixels(image_processor: object, max_pixels: int) -> None:

@@ -7,13 +7,9 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from egm_ros.core.compressed import DecodedImage, decode_compressed, encoded_as_is
 from egm_ros.core.engine import EncodedImage
-from egm_ros.core.images import (
-    DecodedImage,
-    decode_compressed,
-    encoded_as_is,
-    image_to_rgb,
-)
+from egm_ros.core.images import image_to_rgb
 from egm_ros.core.types import Box, GroundingOutcome, Mode
 from egm_ros.msg import (
     BoundingBox2D,

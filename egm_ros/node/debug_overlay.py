@@ -14,7 +14,7 @@ from typing import Any
 from std_msgs.msg import Header
 
 from egm_ros.core.annotate import draw_result
-from egm_ros.core.images import DecodedImage
+from egm_ros.core.compressed import DecodedImage
 from egm_ros.core.types import GroundingOutcome
 from egm_ros.node.conversions import rgb_to_image_msg
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from std_msgs.msg import Header
 
+from egm_ros.core.compressed import DecodedImage
 from egm_ros.core.grounder import Grounder
-from egm_ros.core.images import DecodedImage
 from egm_ros.core.types import GroundingError, GroundingOutcome, Latency, Mode, Status
 from egm_ros.msg import GroundingResult
 from egm_ros.node.conversions import (

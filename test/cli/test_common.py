@@ -45,7 +45,7 @@ def test_the_token_budget_is_the_egm_authors_4096_everywhere() -> None:
     assert ground_args.max_new_tokens == eval_args.max_new_tokens == 4096
     assert grounder_config(ground_args).sampling.max_new_tokens == 4096
     assert SamplingParams().max_new_tokens == 4096
-    assert PARAMETERS["max_new_tokens"][0] == 4096
+    assert PARAMETERS["max_new_tokens"].default == 4096
     config = Path(__file__).resolve().parents[2] / "config" / "grounding.yaml"
     params = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]
     assert params["max_new_tokens"] == 4096

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from scripted_engine import ScriptedEngine, answer
 
+from egm_ros.core.compressed import decode_compressed
 from egm_ros.core.engine import EncodedImage, Engine, EngineOutput, EngineRequest
 from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
-from egm_ros.core.images import decode_compressed, encode_jpeg
+from egm_ros.core.images import encode_jpeg
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, Mode, Status
 

@@ -157,6 +157,10 @@ def test_every_tensorrt_llm_error_becomes_a_status(make_engine) -> None:
     assert not engine.health()
 
 
+# TensorRT-LLM hands max_pixels to the Hugging Face processor as a call argument, and so does
+# its stand-in here; transformers warns that this form is deprecated. The warning is about
+# TensorRT-LLM's call, not this engine's, so it stays out of the test output.
+@pytest.mark.filterwarnings("ignore:Passing `min_pixels` and `max_pixels`:FutureWarning")
 def test_max_pixels_reaches_the_processor_tensorrt_llm_builds(make_engine) -> None:
     """Mismatch 4: TensorRT-LLM tokenizes with its own processor; only the request's
     mm_processor_kwargs reach it."""

@@ -21,7 +21,8 @@ from sensor_msgs.msg import CompressedImage  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 
 from egm_ros.core.annotate import VISIBLE_COLOUR  # noqa: E402
-from egm_ros.core.images import DecodedImage, encode_jpeg  # noqa: E402
+from egm_ros.core.compressed import DecodedImage  # noqa: E402
+from egm_ros.core.images import encode_jpeg  # noqa: E402
 from egm_ros.core.types import Box, GroundedObject, GroundingOutcome, Status  # noqa: E402
 from egm_ros.msg import GroundingResult  # noqa: E402
 from egm_ros.node.conversions import decode_image_msg  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dev.bench import overhead
-from egm_ros.core.images import DecodedImage
+from egm_ros.core.compressed import DecodedImage
 
 
 def test_rows_for_each_input_kind_with_copies_by_stage() -> None:
