@@ -92,10 +92,7 @@ class Driver:
         self.gcommand_pub = self.node.create_publisher(
             GroundingCommand, "grounding_command", reliable
         )
-        self.node.create_subscription(GroundingResult, "result", self._on_result, reliable)
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self._subscribe(GroundingResult, reliable)
         self._lock = threading.Lock()
         self.rng = random.Random(args.seed)
         self.frames = self._make_frames(args.width, args.height)
@@ -123,6 +120,12 @@ class Driver:
         self._command_timer = None
 
     # ------------------------------------------------------------------ set-up
+    def _subscribe(self, result_type: type, qos: object) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node.create_subscription(result_type, "result", self._on_result, qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
     def _make_frames(self, width: int, height: int) -> list:
         """A few rgb8 scenes (a red block on a grey table), built once and re-stamped."""
         frames = []

@@ -68,19 +68,7 @@ def build_report(
     sent, got = sum(sent_by_kind.values()), len(received)
     t0, f0, t1, f1 = driver.window
     span = max(t1 - t0, 1e-9)
-    problems = [
-        text
-        for bad, text in (
-            (sent != got, f"sent {sent} commands but received {got} results"),
-            (duplicates, f"{duplicates} duplicate results"),
-            (unmatched, f"{unmatched} results match no command"),
-            (
-                rss_mb["growth"] > args.max_rss_growth_mb,
-                f"node RSS grew {rss_mb['growth']} MB (limit {args.max_rss_growth_mb} MB)",
-            ),
-        )
-        if bad
-    ]
+    problems = _problems(sent, got, duplicates, unmatched, rss_mb["growth"], args)
     hwm = diagnostics.get("queue_high_water")
     requests = diagnostics.get("requests")
     return Report(
@@ -117,6 +105,27 @@ def build_report(
         ok=not problems,
         problems=problems,
     )
+
+
+def _problems(
+    sent: int,
+    got: int,
+    duplicates: int,
+    unmatched: int,
+    growth_mb: float,
+    args: argparse.Namespace,
+) -> list[str]:
+    """What fails the run: a command without exactly one result, or memory that grew."""
+    checks = (
+        (sent != got, f"sent {sent} commands but received {got} results"),
+        (duplicates, f"{duplicates} duplicate results"),
+        (unmatched, f"{unmatched} results match no command"),
+        (
+            growth_mb > args.max_rss_growth_mb,
+            f"node RSS grew {growth_mb} MB (limit {args.max_rss_growth_mb} MB)",
+        ),
+    )
+    return [text for bad, text in checks if bad]
 
 
 Received = list[tuple[str, str, float, float]]  # kind, status, round trip ms, node total ms
