@@ -73,6 +73,18 @@ def stamp(sec: int, nanosec: int = 0) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
+def held(made, first: str = "first", **settings) -> Path:
+    """A one-worker path whose worker holds ``first`` in the engine until ``engine.gate`` is
+    set."""
+    engine = ScriptedEngine(visible=ANSWER)
+    engine.gate.clear()
+    p = made(engine, workers=1, **settings)
+    p.path.add_frame(make_image(64, 48, stamp(1)))
+    p.submit(first)
+    assert engine.started.acquire(timeout=10)
+    return p
+
+
 def test_a_text_command_gets_one_result_on_the_newest_frame(made) -> None:
     p = made()
     p.path.add_frame(make_image(100, 50, stamp(1), "old"))
@@ -149,12 +161,8 @@ def test_no_frame_and_bad_frames_are_answered_without_the_engine(made) -> None:
 
 
 def test_a_full_queue_answers_busy_at_once_and_every_command_gets_one_result(made) -> None:
-    engine = ScriptedEngine(visible=ANSWER)
-    engine.gate.clear()
-    p = made(engine, workers=1, queue_size=1)
-    p.path.add_frame(make_image(64, 48, stamp(1)))
-    p.submit("the mug 0")
-    assert engine.started.acquire(timeout=10)  # the worker holds the first
+    p = held(made, "the mug 0", queue_size=1)  # the worker holds the first
+    engine = p.engine
     p.submit("the mug 1")  # waits in the queue
     p.submit("the mug 2")  # queue full
     (busy,) = p.wait(1)
@@ -168,12 +176,8 @@ def test_a_full_queue_answers_busy_at_once_and_every_command_gets_one_result(mad
 
 
 def test_request_timeout_counts_the_time_in_the_queue(made) -> None:
-    engine = ScriptedEngine(visible=ANSWER)
-    engine.gate.clear()
-    p = made(engine, workers=1, request_timeout=0.3)
-    p.path.add_frame(make_image(64, 48, stamp(1)))
-    p.submit("first")
-    assert engine.started.acquire(timeout=10)
+    p = held(made, request_timeout=0.3)
+    engine = p.engine
     p.submit("second")
     time.sleep(0.5)  # the second has waited out its whole budget behind the first
     engine.gate.set()
@@ -184,12 +188,8 @@ def test_request_timeout_counts_the_time_in_the_queue(made) -> None:
 
 
 def test_a_request_cancelled_while_queued_is_answered_cancelled(made) -> None:
-    engine = ScriptedEngine(visible=ANSWER)
-    engine.gate.clear()
-    p = made(engine, workers=1)
-    p.path.add_frame(make_image(64, 48, stamp(1)))
-    p.submit("first")
-    assert engine.started.acquire(timeout=10)
+    p = held(made)
+    engine = p.engine
     cancel = threading.Event()
     p.submit("second", cancel=cancel)
     cancel.set()
