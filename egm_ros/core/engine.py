@@ -77,6 +77,9 @@ class EngineOutput:
     tokens: int
     inference_ms: float
     finish_reason: str = ""
+    #: Tokens of the prompt the model read, image tokens included (0 where the engine does not
+    #: know, e.g. a streaming server).
+    prompt_tokens: int = 0
 
 
 class Engine(abc.ABC):
@@ -103,6 +106,12 @@ class Engine(abc.ABC):
         order. Raises :class:`egm_ros.core.types.GroundingError` with status
         ``engine_unavailable``, ``engine_error``, ``timeout`` or ``cancelled``; never anything
         else for engine faults."""
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        """The most pixels the model's image processor passes on to the model (its own limit,
+        lowered by a configured ``max_pixels``); None where unknown (e.g. a remote server)."""
+        return None
 
     def health(self) -> bool:
         """Cheap check that the engine can serve now."""

@@ -27,9 +27,14 @@ from egm_ros.core.engine import (
     ProgressCallback,
     SamplingParams,
 )
-from egm_ros.core.families import Family, detect_family, model_input_size
+from egm_ros.core.families import (
+    QWEN2_5_MAX_PIXELS,
+    Family,
+    detect_family,
+    model_input_size,
+)
 from egm_ros.core.geometry import iou
-from egm_ros.core.images import limit_pixels
+from egm_ros.core.images import effective_max_pixels, limit_pixels
 from egm_ros.core.parsing import ParsedAnswer, answer_complete, parse_answer
 from egm_ros.core.prompts import PromptStyle, build_prompt, declared_templates, validate_command
 from egm_ros.core.types import (
@@ -99,9 +104,11 @@ class Grounder:
 
     @property
     def max_pixels(self) -> int:
-        """The most pixels an image needs to reach the engine with (0: no limit): a caller
-        may decode a frame smaller (a reduced JPEG decode) as long as it keeps this many."""
-        return max(0, self.config.max_pixels)
+        """The most pixels an image needs to reach the engine with (0: no limit): the
+        configured limit, lowered to what the model's processor passes on where the engine
+        knows it. A caller may decode a frame smaller (a reduced JPEG decode) as long as it
+        keeps this many."""
+        return effective_max_pixels(self.engine.processor_max_pixels, self.config.max_pixels) or 0
 
     def ground(
         self,
@@ -186,7 +193,9 @@ class Grounder:
         outcome.model = self.engine.model_name  # a server's default model is known only now
         outcome.tokens = sum(o.tokens for o in outputs)
         outcome.raw_text = outputs[0].text
-        input_size = model_input_size(self.family, image.shape[1], image.shape[0])
+        # Qwen2.5-VL answers in the pixels of its processor's resize, bounded by its limit.
+        limit = self.engine.processor_max_pixels or QWEN2_5_MAX_PIXELS
+        input_size = model_input_size(self.family, *image.shape[1::-1], max_pixels=limit)
         parsed = [
             self._parse(out, source_size, input_size, clip=(m is Mode.VISIBLE))
             for out, m in zip(outputs, modes, strict=True)

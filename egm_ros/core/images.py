@@ -155,6 +155,14 @@ def _yuv422_to_rgb(quads: np.ndarray, uyvy: bool) -> np.ndarray:
     return out.reshape(h, half * 2, 3)
 
 
+def effective_max_pixels(*limits: int | None) -> int | None:
+    """The smallest of the positive pixel limits (None or 0 is no limit); None when none
+    limits. A model's own processor limit and a configured ``max_pixels`` combine so: the
+    configured one only ever lowers the model's."""
+    positive = [int(v) for v in limits if v and v > 0]
+    return min(positive) if positive else None
+
+
 def limit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
     """The resize policy before inference: downscale (keeping the aspect ratio as far as
     whole pixels allow) so that height x width <= ``max_pixels``; the same object when

@@ -14,7 +14,7 @@ What that reading dictates:
 - ``generate_async`` raises (``ValueError`` when prompt + image tokens exceed ``max_num_tokens``,
   ``RuntimeError("LLM is shutting down")``); every such error becomes a status.
 - TensorRT-LLM tokenizes with a processor it builds itself: ``max_pixels`` reaches it only as
-  the prompt's ``mm_processor_kwargs``.
+  the prompt's ``mm_processor_kwargs``, sent only where it lowers the checkpoint's own limit.
 - Each step of the result iterator blocks on a queue with no timeout, so a per-request timer
   aborts the request at its deadline, and the caller waits on the deadline, not on the iterator.
 
@@ -35,6 +35,11 @@ from typing import Any
 
 from egm_ros.core.engine import Engine, EngineOutput, EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
+from egm_ros.engines.pixel_limits import (
+    effective_max_pixels,
+    mm_processor_kwargs,
+    own_max_pixels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +98,16 @@ class TensorRTLLMEngine(Engine):
         #: Every call into ``self.llm`` holds it: its request socket is not thread-safe.
         self._lock = threading.Lock()
         self._closed = False
-        self._mm_processor_kwargs = {"max_pixels": int(max_pixels)} if max_pixels else None
         try:
-            # Only for the chat template: TensorRT-LLM preprocesses images with its own.
+            # For the chat template and the checkpoint's own pixel limit: TensorRT-LLM
+            # preprocesses images with a processor it builds from the same folder.
             self.processor = AutoProcessor.from_pretrained(
                 model, trust_remote_code=trust_remote_code
             )
+            own = own_max_pixels(getattr(self.processor, "image_processor", None))
+            # max_pixels lowers the checkpoint's own limit, never raises it.
+            self._max_pixels = effective_max_pixels(own, max_pixels) if own else None
+            self._mm_processor_kwargs = mm_processor_kwargs(own, max_pixels)
             self.llm_kwargs = dict(
                 model=model,
                 max_batch_size=max_batch_size,
@@ -123,6 +132,10 @@ class TensorRTLLMEngine(Engine):
     @property
     def model_config(self) -> dict | None:
         return self._config
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        return self._max_pixels
 
     def health(self) -> bool:
         return not self._closed

@@ -22,6 +22,7 @@ from pathlib import Path
 from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.types import GroundingError, Status
 from egm_ros.engines.batching import BatchWorker, Job
+from egm_ros.engines.pixel_limits import lower_max_pixels
 
 try:  # the engine module is imported only when this backend is chosen
     from transformers import StoppingCriteria
@@ -66,8 +67,8 @@ class TransformersEngine(Engine):
         self.device = device
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
-        if max_pixels:
-            limit_processor_pixels(self.processor.image_processor, max_pixels)
+        # max_pixels lowers the checkpoint's own limit, never raises it.
+        self._max_pixels = lower_max_pixels(self.processor.image_processor, max_pixels)
         self._eos = {
             i
             for i in [self.model.generation_config.eos_token_id, tokenizer.eos_token_id]
@@ -102,6 +103,10 @@ class TransformersEngine(Engine):
         return self._config
 
     @property
+    def processor_max_pixels(self) -> int | None:
+        return self._max_pixels
+
+    @property
     def batch_sizes(self) -> list[int]:
         """Sizes of the batches run (for tests and benchmarks)."""
         return self.worker.batch_sizes
@@ -112,10 +117,11 @@ class TransformersEngine(Engine):
     def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
         return self.worker.generate(requests, timeout)
 
-    def _run_batch(self, jobs: list[Job]) -> list[EngineOutput]:
+    def _inputs(self, jobs: list[Job]):
+        """The batch as the processor makes it: chat template (image first), images resized
+        to the processor's limit, left padding."""
         from PIL import Image
 
-        torch = self._torch
         texts = [
             self.processor.apply_chat_template(
                 [
@@ -131,9 +137,13 @@ class TransformersEngine(Engine):
             for j in jobs
         ]
         images = [Image.fromarray(j.request.image) for j in jobs]
-        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(
+        return self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(
             self.device
         )
+
+    def _run_batch(self, jobs: list[Job]) -> list[EngineOutput]:
+        torch = self._torch
+        inputs = self._inputs(jobs)
         prompt_len = inputs["input_ids"].shape[1]
         sampling = jobs[0].request.sampling
         stopper = _AnswerStopper(self, jobs, prompt_len)
@@ -154,7 +164,8 @@ class TransformersEngine(Engine):
         if stopper.status is not None:
             raise GroundingError(*stopper.status)
         results = []
-        for row, job in zip(out[:, prompt_len:].tolist(), jobs, strict=True):
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()  # each row, unpadded
+        for row, job, read in zip(out[:, prompt_len:].tolist(), jobs, prompt_tokens, strict=True):
             tokens = _until_eos(row, self._eos, self._pad, job.request.sampling.max_new_tokens)
             text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
             finish = (
@@ -164,7 +175,11 @@ class TransformersEngine(Engine):
             )
             results.append(
                 EngineOutput(
-                    text=text, tokens=len(tokens), inference_ms=elapsed, finish_reason=finish
+                    text=text,
+                    tokens=len(tokens),
+                    inference_ms=elapsed,
+                    finish_reason=finish,
+                    prompt_tokens=int(read),
                 )
             )
         return results
@@ -191,21 +206,6 @@ def _load(model: str, device: str, dtype: object) -> tuple:
             f"cannot load model {model!r}: {str(err).splitlines()[0]}",
         ) from err
     return processor, loaded.to(device).eval()
-
-
-def limit_processor_pixels(image_processor: object, max_pixels: int) -> None:
-    """Bound the pixels the processor keeps: ``size["longest_edge"]`` is the Qwen-VL
-    processors' total-pixel bound (a plain dict in older transformers, a ``SizeDict`` in newer).
-    Setting their ``max_pixels`` attribute instead makes every call warn that passing
-    ``min_pixels``/``max_pixels`` is deprecated; it is the fallback for processors without
-    ``size``."""
-    size = getattr(image_processor, "size", None)
-    if isinstance(size, dict):
-        size["longest_edge"] = max_pixels
-    elif size is not None and hasattr(size, "longest_edge"):
-        size.longest_edge = max_pixels
-    else:
-        image_processor.max_pixels = max_pixels  # type: ignore[attr-defined]
 
 
 def _until_eos(row: list[int], eos: set[int], pad: int, limit: int) -> list[int]:

@@ -27,6 +27,11 @@ from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.images import data_url
 from egm_ros.core.types import GroundingError, Status
 from egm_ros.engines.batching import BatchWorker, Job
+from egm_ros.engines.pixel_limits import (
+    checkpoint_max_pixels,
+    effective_max_pixels,
+    mm_processor_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +73,11 @@ class VLLMEngine(Engine):
         )
         if on_gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
-        if max_pixels:
-            kwargs["mm_processor_kwargs"] = {"max_pixels": max_pixels}
+        # max_pixels lowers the checkpoint's own limit, never raises it.
+        own = checkpoint_max_pixels(model, Path(model).is_dir() or _hub_offline())
+        self._max_pixels = effective_max_pixels(own, max_pixels) if own else None
+        if processor_kwargs := mm_processor_kwargs(own, max_pixels):
+            kwargs["mm_processor_kwargs"] = processor_kwargs
         kwargs.update(llm_kwargs)
         self.llm_kwargs = kwargs
         try:
@@ -96,6 +104,10 @@ class VLLMEngine(Engine):
     @property
     def model_config(self) -> dict | None:
         return self._config
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        return self._max_pixels
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -141,6 +153,7 @@ class VLLMEngine(Engine):
                     tokens=len(completion.token_ids),
                     inference_ms=elapsed,
                     finish_reason=str(completion.finish_reason or ""),
+                    prompt_tokens=len(result.prompt_token_ids or ()),
                 )
             )
         return outputs
@@ -179,3 +192,7 @@ def _shut_down(llm: object) -> None:
         if callable(shutdown):
             shutdown()
             return
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE") == "1"

@@ -109,7 +109,8 @@ _TABLE = (
     Param(
         "max_pixels",
         1003520,
-        "Frames with more pixels are downscaled before inference (0 = never).",
+        "Frames with more pixels are downscaled before inference (0 = never); lowers a model's"
+        " own processor limit, never raises it.",
         limits=(0, 67_108_864),
     ),
     Param(

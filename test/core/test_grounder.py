@@ -278,6 +278,43 @@ def test_a_source_size_smaller_than_the_image_is_invalid_input() -> None:
     assert engine.calls == []
 
 
+class LimitedEngine(ScriptedEngine):
+    """A scripted engine whose model's processor takes at most ``limit`` pixels."""
+
+    def __init__(self, limit: int | None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        return self.limit
+
+
+@pytest.mark.parametrize(
+    ("model", "configured", "limit"),
+    [
+        (224 * 224, 1_003_520, 224 * 224),  # the node's default never raises the model's
+        (224 * 224, 20_000, 20_000),  # a smaller configured limit lowers it
+        (224 * 224, 0, 224 * 224),
+        (None, 1_003_520, 1_003_520),  # a remote server: the configured limit
+        (None, 0, 0),  # no limit at all
+    ],
+)
+def test_the_grounders_pixel_limit_is_the_smaller_of_the_models_and_the_configured(
+    model, configured, limit
+) -> None:
+    assert grounder(LimitedEngine(model), max_pixels=configured).max_pixels == limit
+
+
+def test_qwen2_5_boxes_map_back_through_the_models_own_limit() -> None:
+    """Qwen2.5-VL answers in the pixels of its processor's resize: with a 224 x 224 limit a
+    640 x 480 frame is 252 x 168 there (not 644 x 476, the resize under 1,003,520)."""
+    engine = LimitedEngine(224 * 224, visible=answer([126, 84, 252, 168]))
+    g = Grounder(engine, GrounderConfig(family=Family.QWEN2_5_VL, max_pixels=1_003_520))
+    out = g.ground(np.zeros((480, 640, 3), np.uint8), "the mug")
+    assert out.objects[0].visible.as_list() == [320.0, 240.0, 640.0, 480.0]
+
+
 def test_progress_and_cancel_reach_the_engine_and_latency_is_broken_down() -> None:
     engine = ScriptedEngine(visible=answer([1, 1, 9, 9]))
     progress: list[tuple[int, str]] = []

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from egm_ros.core.images import (
     ENCODINGS,
     contiguous_rgb,
+    effective_max_pixels,
     image_to_rgb,
     limit_pixels,
     rgb_to_image_fields,
@@ -159,6 +160,13 @@ def test_absurd_sizes_are_refused_before_any_allocation() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20
+
+
+def test_effective_max_pixels_is_the_smallest_real_limit() -> None:
+    assert effective_max_pixels(224 * 224, 1_003_520) == 224 * 224
+    assert effective_max_pixels(1_003_520, 20_000) == 20_000
+    assert effective_max_pixels(None, 20_000) == effective_max_pixels(20_000, 0) == 20_000
+    assert effective_max_pixels(None, 0) is None and effective_max_pixels() is None
 
 
 def test_limit_pixels() -> None:

@@ -172,6 +172,21 @@ def test_max_pixels_reaches_the_processor_tensorrt_llm_builds(make_engine) -> No
     (prompt, _, _) = small.llm.calls[-1]
     assert prompt["mm_processor_kwargs"] == {"max_pixels": 128 * 128}
     assert small.llm.prompt_tokens[-1] < plain.llm.prompt_tokens[-1]
+    assert (plain.processor_max_pixels, small.processor_max_pixels) == (224 * 224, 128 * 128)
+
+
+def test_max_pixels_never_raises_the_checkpoints_own_limit(make_engine) -> None:
+    """The tiny model's processor allows 224 x 224 pixels: the node's default 1,003,520 is
+    not sent, so TensorRT-LLM's processor keeps the checkpoint's limit."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    plain = make_engine(pieces=ANSWER)
+    plain.generate([EngineRequest(image=image, prompt="p")], timeout=10)
+    large = make_engine(pieces=ANSWER, max_pixels=1_003_520)
+    large.generate([EngineRequest(image=image, prompt="p")], timeout=10)
+    (prompt, _, _) = large.llm.calls[-1]
+    assert "mm_processor_kwargs" not in prompt
+    assert large.llm.prompt_tokens[-1] == plain.llm.prompt_tokens[-1]
+    assert large.processor_max_pixels == 224 * 224
 
 
 def test_the_deadline_aborts_a_request_stuck_in_prefill(make_engine) -> None:

@@ -154,3 +154,34 @@ def test_max_pixels_bounds_the_processor_without_a_deprecation_warning(tiny_mode
             assert out[0].tokens == 2
         finally:
             engine.close()
+
+
+@pytest.mark.parametrize(
+    ("configured", "limit", "square_tokens", "wide_tokens"),
+    [(1_003_520, 224 * 224, 49, 48), (None, 224 * 224, 49, 48), (20_000, 20_000, 16, 15)],
+)
+def test_max_pixels_lowers_the_models_own_limit_and_never_raises_it(
+    tiny_model_dir, configured, limit, square_tokens, wide_tokens
+) -> None:
+    """The tiny model's processor allows 224 x 224 pixels (7 x 7 = 49 visual tokens): the
+    node's default of 1,003,520 must not let a 640 x 480 frame in at 300 tokens."""
+    from egm_ros.engines.transformers_engine import TransformersEngine
+
+    engine = TransformersEngine(str(tiny_model_dir), max_pixels=configured, num_threads=2)
+    try:
+        assert engine.processor_max_pixels == limit
+        frame = np.zeros((480, 640, 3), np.uint8)
+        wide_request = EngineRequest(
+            image=frame, prompt=request().prompt, sampling=SamplingParams(max_new_tokens=1)
+        )
+        square, wide = engine.generate([request(1), wide_request], timeout=60)  # one batch
+        content = [{"type": "image"}, {"type": "text", "text": request().prompt}]
+        text = engine.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
+        # The template holds one <|image_pad|>, which the processor repeats per visual token.
+        text_tokens = len(engine.processor.tokenizer(text)["input_ids"]) - 1
+    finally:
+        engine.close()
+    assert square.prompt_tokens == text_tokens + square_tokens
+    assert wide.prompt_tokens == text_tokens + wide_tokens

@@ -17,7 +17,10 @@ def test_in_process_vllm_batches_requests(tiny_model_dir) -> None:
 
     from egm_ros.engines.vllm_engine import VLLMEngine, to_vllm_sampling
 
-    engine = VLLMEngine(str(tiny_model_dir), max_model_len=2048, batch_window_ms=50)
+    # The node's default max_pixels: above the tiny model's own 224 x 224, so never sent.
+    engine = VLLMEngine(
+        str(tiny_model_dir), max_model_len=2048, batch_window_ms=50, max_pixels=1_003_520
+    )
     try:
         image = np.zeros((224, 224, 3), np.uint8)
         requests = [
@@ -35,6 +38,16 @@ def test_in_process_vllm_batches_requests(tiny_model_dir) -> None:
         assert engine.model_config["model_type"] == "qwen3_vl"
         assert engine.llm_kwargs["enable_prefix_caching"] is True
         assert engine.llm_kwargs["limit_mm_per_prompt"] == {"image": 1, "video": 0}
+        assert "mm_processor_kwargs" not in engine.llm_kwargs
+        assert engine.processor_max_pixels == 224 * 224
+        wide = EngineRequest(
+            image=np.zeros((480, 640, 3), np.uint8),
+            prompt=requests[0].prompt,
+            sampling=SamplingParams(max_new_tokens=1),
+        )
+        (wide_out,) = engine.generate([wide], timeout=120)
+        # 640 x 480 enters as 256 x 192 (48 visual tokens), one fewer than 224 x 224 (49).
+        assert wide_out.prompt_tokens == outputs[0].prompt_tokens - 1
     finally:
         engine.close()
     mapped = to_vllm_sampling(

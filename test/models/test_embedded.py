@@ -10,10 +10,12 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from egm_ros.core.engine import Engine, EngineOutput, EngineRequest
 from egm_ros.core.types import GroundingError, Status
 from egm_ros.models import embedded
 
@@ -85,3 +87,59 @@ def test_egm_ground_without_a_backend_flag_uses_the_embedded_model(tmp_path) -> 
     if answer["status"] == "ok":
         x1, y1, x2, y2 = answer["objects"][0]["visible"]
         assert 0 <= x1 < x2 <= 224 and 0 <= y1 < y2 <= 224
+
+
+class _Recording(Engine):
+    """The real engine, with its outputs kept so the test can read the prompt's length."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.outputs: list[EngineOutput] = []
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def model_config(self) -> dict | None:
+        return self.inner.model_config
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        return self.inner.processor_max_pixels
+
+    def generate(self, requests: Sequence[EngineRequest], timeout: float) -> list[EngineOutput]:
+        outputs = self.inner.generate(requests, timeout)
+        self.outputs.extend(outputs)
+        return outputs
+
+
+@pytest.mark.slow
+def test_a_640x480_frame_enters_at_the_models_own_limit_with_the_nodes_max_pixels() -> None:
+    """EGM-Tiny's processor allows 224 x 224 pixels (49 visual tokens); the node's default
+    max_pixels (1,003,520, for Qwen-VL checkpoints) once let 640 x 480 in at 300."""
+    pytest.importorskip("torch")
+    from egm_ros.core.grounder import Grounder, GrounderConfig
+    from egm_ros.data.eval_records import synthetic_records
+    from egm_ros.engines import EngineSettings, create_engine
+
+    settings = EngineSettings(backend="embedded", max_pixels=1_003_520)
+    engine = _Recording(create_engine(settings))
+    try:
+        grounder = Grounder(engine, GrounderConfig(max_pixels=1_003_520))
+        assert engine.processor_max_pixels == grounder.max_pixels == 224 * 224
+        (wide,) = synthetic_records(0, 1, False, (640, 480))
+        (square,) = synthetic_records(0, 1, False, (224, 224))
+        outcomes = [grounder.ground(r.rgb, wide.sent) for r in (wide, square)]
+    finally:
+        engine.inner.close()
+    wide_read, square_read = (o.prompt_tokens for o in engine.outputs)
+    # The same command: the prompts differ only in visual tokens, 48 (256 x 192) against 49
+    # (224 x 224), not 300 against 49.
+    assert wide_read == square_read - 1
+    out = outcomes[0]
+    assert out.status in (Status.OK, Status.NOT_FOUND), out.message
+    assert out.tokens < 200  # an answer, not a run to the token limit
+    for obj in out.objects:
+        box = obj.visible
+        assert 0 <= box.x1 < box.x2 <= 640 and 0 <= box.y1 < box.y2 <= 480
