@@ -15,10 +15,9 @@ import pytest
 pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from node_harness import Harness, make_image, wait_for  # noqa: E402
+from node_harness import Harness, make_image  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from PIL import Image  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -70,15 +69,7 @@ def test_a_compressed_frame_goes_to_the_server_unchanged_unless_resized() -> Non
                 request_timeout=10.0,
             )
             probe = harness.probe()
-            frames = probe.node.create_publisher(
-                CompressedImage, "image_raw/compressed", qos_profile_sensor_data
-            )
-            wait_for(
-                lambda: (
-                    frames.get_subscription_count() > 0
-                    and probe.command_pub.get_subscription_count() > 0
-                )
-            )
+            frames = probe.compressed_publisher()
             for i, data in enumerate((small, large), 1):
                 frames.publish(compressed(data))
                 time.sleep(0.2)  # best-effort frame delivery before the command

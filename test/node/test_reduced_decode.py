@@ -13,10 +13,9 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from node_harness import Harness, wait_for  # noqa: E402
+from node_harness import Harness  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from PIL import Image  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 
@@ -62,15 +61,7 @@ def test_boxes_and_image_size_of_a_reduced_decode_are_in_the_frames_pixels() -> 
                 request_timeout=10.0,
             )
             probe = harness.probe()
-            frames = probe.node.create_publisher(
-                CompressedImage, "image_raw/compressed", qos_profile_sensor_data
-            )
-            wait_for(
-                lambda: (
-                    frames.get_subscription_count() > 0
-                    and probe.command_pub.get_subscription_count() > 0
-                )
-            )
+            frames = probe.compressed_publisher()
             frames.publish(frame(1600, 1200))
             time.sleep(0.2)  # best-effort frame delivery before the command
             probe.command_pub.publish(String(data="the box"))

@@ -16,7 +16,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from egm_ros.core.images import rgb_to_image_fields
@@ -72,6 +72,21 @@ class Probe:
             and self.gcommand_pub.get_subscription_count() > 0
             and self.node.count_publishers(self.result_topic) > 0
         )
+
+    def compressed_publisher(self):
+        """A publisher of ``image_raw/compressed`` (for ``compressed_input`` nodes), returned
+        once the node subscribes to it and to the commands."""
+        prefix = self.result_topic[: -len("result")]
+        frames = self.node.create_publisher(
+            CompressedImage, f"{prefix}image_raw/compressed", qos_profile_sensor_data
+        )
+        wait_for(
+            lambda: (
+                frames.get_subscription_count() > 0
+                and self.command_pub.get_subscription_count() > 0
+            )
+        )
+        return frames
 
     def wait_results(self, count: int, timeout: float = 20.0) -> list[GroundingResult]:
         wait_for(lambda: len(self.results) >= count, timeout)
