@@ -209,30 +209,27 @@ class _Handler(BaseHTTPRequestHandler):
             if body.get("stream"):
                 self._stream(body, text, drop_after=3 if fault == "drop" else owner.drop_after)
             else:
-                tokens = len(split_tokens(text))
-                self._json(
-                    200,
-                    {
-                        "id": "cmpl-test",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": owner.model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": text},
-                            }
-                        ],
-                        "usage": {
-                            "prompt_tokens": 1,
-                            "completion_tokens": tokens,
-                            "total_tokens": tokens + 1,
-                        },
-                    },
-                )
+                self._json(200, self._completion(text))
         finally:
             owner._leave()
+
+    def _completion(self, text: str) -> dict:
+        """A whole (not streamed) chat completion."""
+        tokens = len(split_tokens(text))
+        return {
+            "id": "cmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": self.owner.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1},
+        }
 
     def _stream(self, body: dict, text: str, drop_after: int | None) -> None:
         owner = self.owner

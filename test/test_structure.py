@@ -80,3 +80,10 @@ def test_the_checks_see_what_they_look_for() -> None:
     tree = ast.parse("from egm_ros.engines import create_engine\nimport egm_ros.node.main\n")
     assert _imported_subpackages(tree) == {"engines", "node"}
     assert _imported_subpackages(ast.parse("from .x import y\nimport os\n")) == set()
+
+
+def test_test_files_have_unique_names() -> None:
+    """pytest imports test files by their base name (no __init__.py here): two test_x.py in
+    different folders stop the whole run at collection."""
+    names = [p.name for p in Path(__file__).resolve().parent.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
