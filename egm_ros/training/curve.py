@@ -5,7 +5,12 @@ set (scene seeds below 1,000,000, never trained on) and one JSON line is appende
 - ``tf_edge_px``: teacher-forced box-edge error (the reference trace is given, the answer's
   four coordinates are the model's argmax), in pixels of a 224-pixel-short-side image;
 - ``tf_right_object``: share of those boxes that overlap the named target more than any other
-  object (choosing the right object, apart from edge precision);
+  object (choosing the right object, apart from edge precision). Both mostly measure copying:
+  the trace's ``Target:`` line already holds the box;
+- ``tf_trace_edge_px``: the same error for every box the trace reads off the image (the
+  candidates and reference objects before ``Target:``), what greedy decoding depends on;
+- ``tf_attribute_acc``: accuracy of the trace's size, colour and kind words (which object is
+  which);
 - ``visible_acc50`` / ``amodal_acc50``: greedy decoding through the real engine and grounder
   (the embedded model's path) on a small set, Acc@0.5 as ``egm-eval`` scores it.
 """
@@ -48,10 +53,13 @@ def curve_examples(n: int = TF_SAMPLES) -> list[tuple[Example, Box, list[Box]]]:
 
 
 def teacher_forced(model, processor, items, number_ids) -> dict[str, float]:
-    """Edge error and right-object rate of the answer's box under teacher forcing."""
+    """Edge errors and right-object rate under teacher forcing (see the module's list)."""
     import torch
 
-    edges, right = [], []
+    edges, right, trace_edges, attributes = [], [], [], []
+    words = attribute_ids(processor.tokenizer)
+    value_of = torch.zeros(int(number_ids.max()) + 1, dtype=torch.long)
+    value_of[number_ids] = torch.arange(len(number_ids))  # token id -> its number
     for start in range(0, len(items), 16):
         chunk = items[start : start + 16]
         enc = encode(processor, [ex for ex, _, _ in chunk])
@@ -61,15 +69,45 @@ def teacher_forced(model, processor, items, number_ids) -> dict[str, float]:
             logits = model(**enc).logits[:, :-1].float()
         targets = labels[:, 1:]
         is_number = torch.isin(targets, number_ids)
+        is_word = torch.isin(targets, words)
+        predicted = logits.argmax(-1)
         for i, (ex, truth, boxes) in enumerate(chunk):
-            where = torch.nonzero(is_number[i]).flatten()[-4:]  # the answer's bbox_2d
-            picks = logits[i, where][:, number_ids].argmax(-1).tolist()
+            numbers = torch.nonzero(is_number[i]).flatten()
+            picks = logits[i, numbers][:, number_ids].argmax(-1)
+            truths = value_of[targets[i, numbers]]
             width, height = ex.scene.size
-            box = _box(picks, width, height)
             scale = 224.0 / min(width, height)
+            box = _box(picks[-4:].tolist(), width, height)  # the answer's bbox_2d
             edges.append(_edge(box, truth) * scale)
             right.append(_chosen(box, truth, boxes))
-    return {"tf_edge_px": round(float(np.mean(edges)), 2), "tf_right_object": _rate(right)}
+            read = slice(0, max(0, len(numbers) - 8))  # all but the Target line and the answer
+            trace_edges.extend(_value_error(picks[read], truths[read], width, height, scale))
+            attributes.extend((predicted[i, is_word[i]] == targets[i, is_word[i]]).tolist())
+    return {
+        "tf_edge_px": round(float(np.mean(edges)), 2),
+        "tf_right_object": _rate(right),
+        "tf_trace_edge_px": round(float(np.mean(trace_edges)), 2) if trace_edges else 0.0,
+        "tf_attribute_acc": _rate(attributes),
+    }
+
+
+def attribute_ids(tokenizer):
+    """Token ids of the size, colour and kind words as they follow a space in a trace."""
+    import torch
+
+    from egm_ros.data.scenes import COLOURS, KINDS, SIZES
+
+    ids = [tokenizer.encode(f" {w}", add_special_tokens=False) for w in (*SIZES, *COLOURS, *KINDS)]
+    return torch.tensor([i[0] for i in ids if len(i) == 1])
+
+
+def _value_error(picks, truths, width: int, height: int, scale: float) -> list[float]:
+    """Pixel error of each 0..1000 coordinate (x for even places, y for odd) of whole quads."""
+    out = []
+    for k, (p, t) in enumerate(zip(picks.tolist(), truths.tolist(), strict=True)):
+        side = width if k % 2 == 0 else height
+        out.append(abs(p - t) / 1000.0 * side * scale)
+    return out
 
 
 def greedy(

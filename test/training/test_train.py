@@ -29,6 +29,8 @@ def test_train_phases_checkpoint_resume_curve_and_save(tmp_path) -> None:
     curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert curve[-1]["step"] == 2 and curve[-1]["tf_edge_px"] >= 0
     assert 0 <= curve[-1]["tf_right_object"] <= 1
+    assert curve[-1]["tf_trace_edge_px"] > 0  # an untrained model cannot read boxes off
+    assert 0 <= curve[-1]["tf_attribute_acc"] < 1
     assert main([*common, "--steps", "3", "--resume"]) == 0
     assert json.loads((out / "egm_tiny.json").read_text())["steps"] == 3
     processor = AutoProcessor.from_pretrained(out, local_files_only=True)
