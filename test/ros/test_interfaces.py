@@ -10,6 +10,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from geometry_msgs.msg import Point, Pose, Vector3  # noqa: E402
 from rclpy.action import ActionClient, ActionServer  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from ros_helpers import make_executor, ros_context, spin_until  # noqa: E402
@@ -19,6 +20,7 @@ from egm_ros.action import Ground  # noqa: E402
 from egm_ros.core.types import Mode, Status  # noqa: E402
 from egm_ros.msg import (  # noqa: E402
     BoundingBox2D,
+    BoundingBox3D,
     GroundedObject,
     GroundingCommand,
     GroundingResult,
@@ -64,11 +66,25 @@ def _result() -> GroundingResult:
     return result
 
 
+def _box3d(x: float, y: float, z: float, sx: float, sy: float, sz: float) -> BoundingBox3D:
+    return BoundingBox3D(center=Pose(position=Point(x=x, y=y, z=z)), size=Vector3(x=sx, y=sy, z=sz))
+
+
 SAMPLES = [
     Point2D(x=1.5, y=-2.0),
     Pose2D(position=Point2D(x=3.0, y=4.0), theta=0.0),
     _box(10.0, 20.0, 30.0, 40.0),
     GroundedObject(label="ball", visible=_box(1.0, 2.0, 3.0, 4.0)),
+    _box3d(0.1, -0.2, 0.9, 0.08, 0.1, 0.05),
+    GroundedObject(
+        label="mug",
+        visible=_box(1.0, 2.0, 3.0, 4.0),
+        amodal_predicted=True,
+        amodal=_box(1.0, 3.0, 3.0, 6.0),
+        has_3d=True,
+        visible_3d=_box3d(0.1, -0.2, 0.9, 0.08, 0.06, 0.02),
+        amodal_3d=_box3d(0.1, -0.18, 0.93, 0.08, 0.1, 0.08),
+    ),
     LatencyBreakdown(waiting_ms=1.0, preprocessing_ms=2.0, inference_ms=3.0, total_ms=6.0),
     GroundingCommand(
         prompt="the red mug",
