@@ -14,7 +14,9 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import CallbackGroup
 
 from egm_ros.action import Ground
+from egm_ros.core.parsing import THINK_CLOSE, THINK_OPEN
 from egm_ros.msg import GroundingResult
+from egm_ros.node.conversions import mode_from_msg
 from egm_ros.node.request_path import RequestPath
 
 #: Feedback is throttled to this period so a fast engine does not flood the action.
@@ -28,15 +30,26 @@ class GroundAction:
 
     def __init__(self, node: Any, path: RequestPath, group: CallbackGroup) -> None:
         self.path = path
+        self._node = node
         self.server = ActionServer(
             node,
             Ground,
             "ground",
             execute_callback=self.execute,
-            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            goal_callback=self.accept,
             cancel_callback=lambda _goal: CancelResponse.ACCEPT,
             callback_group=group,
         )
+
+    def accept(self, goal: Ground.Goal) -> GoalResponse:
+        """A goal whose mode is no ``MODE_*`` is rejected (never accepted, then aborted),
+        decoded as :meth:`RequestPath.submit` decodes it."""
+        try:
+            mode_from_msg(goal.mode, self.path.settings.mode)
+        except ValueError as err:
+            self._node.get_logger().warning(f"goal {goal.prompt[:60]!r} rejected: {err}")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
 
     def destroy(self) -> None:
         self.server.destroy()
@@ -84,8 +97,17 @@ def feedback_publisher(goal_handle: Any, started: float) -> Callable[[int, str],
             return
         last[0] = now
         feedback = Ground.Feedback(
-            tokens=tokens, partial_reasoning=text[-4000:], elapsed_ms=(now - started) * 1000.0
+            tokens=tokens,
+            partial_reasoning=reasoning_so_far(text)[-4000:],
+            elapsed_ms=(now - started) * 1000.0,
         )
         goal_handle.publish_feedback(feedback)
 
     return publish
+
+
+def reasoning_so_far(text: str) -> str:
+    """The reasoning in the text generated so far: without the think tags, and without what
+    follows ``</think>`` (the answer, which comes with the result)."""
+    head = text.split(THINK_CLOSE, 1)[0]
+    return head.replace(THINK_OPEN, "", 1).strip()

@@ -26,7 +26,7 @@ from std_msgs.msg import String
 
 from egm_ros.core.engine import Engine
 from egm_ros.core.grounder import Grounder
-from egm_ros.core.types import GroundingError
+from egm_ros.core.types import GroundingError, Status
 from egm_ros.engines import create_engine
 from egm_ros.msg import GroundingCommand, GroundingResult
 from egm_ros.node.conversions import stamp_to_ns
@@ -43,8 +43,10 @@ from egm_ros.node.settings import engine_settings, grounder_config, path_setting
 class GroundingNode(LifecycleNode):
     def __init__(self, node_name: str = "grounding_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for param in PARAMETERS.values():
-            self.declare_parameter(param.name, param.default, descriptor(param))
+        #: Start-up values that are not allowed (name -> error line); configure refuses while
+        #: any is left. Each was declared with its default instead, so rclpy raises nothing.
+        self._startup_errors = self._declare_parameters()
+        self.add_pre_set_parameters_callback(self._coerce_parameters)
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._group = ReentrantCallbackGroup()
@@ -63,8 +65,9 @@ class GroundingNode(LifecycleNode):
         self._inputs: list[Any] = []
         self._action: GroundAction | None = None
         self._result_pub: Any = None
-        self._diag_pub: Any = None
-        self._diag_timer: Any = None
+        # /diagnostics from the start, so an unconfigured node says why (level ERROR).
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, self._group)
         if self._param("autostart"):
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
@@ -73,11 +76,38 @@ class GroundingNode(LifecycleNode):
         self.get_logger().warning(message)
 
     # ----------------------------------------------------------------- parameters
+    def _declare_parameters(self) -> dict[str, str]:
+        """Declare every parameter with its start-up value when that value is allowed (an
+        integer where a double is declared counts as that double), else with its default; the
+        error lines of the others, by name. rclpy would raise a traceback for a wrong type or
+        a value out of range, before the node could say which parameter is wrong."""
+        overrides: dict[str, Parameter] = getattr(self, "_parameter_overrides", {})
+        errors: dict[str, str] = {}
+        for param in PARAMETERS.values():
+            given = overrides.get(param.name)
+            value = param.default if given is None else param.coerce(given.value)
+            error = param.error(value)
+            if error is not None:
+                errors[param.name] = error
+                value = param.default
+            self.declare_parameter(param.name, value, descriptor(param), ignore_override=True)
+        return errors
+
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
     def _values(self) -> dict[str, Any]:
         return {name: self._param(name) for name in PARAMETERS}
+
+    def _coerce_parameters(self, params: list[Parameter]) -> list[Parameter]:
+        """At run time too, an integer where a double is declared is that double (rclpy would
+        refuse it as the wrong type)."""
+        return [
+            Parameter(p.name, value=PARAMETERS[p.name].coerce(p.value))
+            if p.name in PARAMETERS
+            else p
+            for p in params
+        ]
 
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Run-time changes pass the same check as start-up values (rclpy itself refuses
@@ -86,6 +116,8 @@ class GroundingNode(LifecycleNode):
         return SetParametersResult(successful=not errors, reason="; ".join(errors))
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
+        for param in params:  # a good value set at run time replaces a refused start-up one
+            self._startup_errors.pop(param.name, None)
         values = self._values()
         if check_all(values):
             return  # not configured yet with values that configure will refuse
@@ -97,7 +129,7 @@ class GroundingNode(LifecycleNode):
     # ----------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self._values()
-        errors = check_all(values)
+        errors = [*self._startup_errors.values(), *check_all(values)]
         if errors:
             for error in errors:
                 self.get_logger().error(f"cannot configure: {error}")
@@ -123,11 +155,30 @@ class GroundingNode(LifecycleNode):
         self.engine = engine
         self._result_pub = self.create_publisher(GroundingResult, "result", RESULT_QOS)
         self._overlay.publisher = self.create_publisher(Image, "debug_image", 2)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, self._group)
         self.engine_state = "ready"
-        self.get_logger().info(f"engine ready: {engine.backend} {engine.model_name}")
+        self._check_engine(engine, settings.backend)
         return TransitionCallbackReturn.SUCCESS
+
+    def _check_engine(self, engine: Engine, backend: str) -> None:
+        """Say at once whether the engine answers (a server that is down is the usual case):
+        configured either way, since a server may come up later, but /diagnostics is ERROR
+        and the log says so until a request succeeds."""
+        self.path.stats.engine_health = None
+        name = f"{backend} {self._param('model') or engine.model_name}".rstrip()
+        if engine.health():
+            self.get_logger().info(f"engine ready: {name}")
+            return
+        message = "it does not answer"
+        if backend == "openai":
+            message = (
+                f"the server at {self._param('base_url')} does not answer its model list "
+                "(down, or refusing the API key)"
+            )
+        self.path.stats.note_engine(Status.ENGINE_UNAVAILABLE, message)
+        self.get_logger().warning(
+            f"engine {name} configured, but {message}; requests get engine_unavailable "
+            "until it does"
+        )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliability = self._param("image_reliability")
@@ -166,6 +217,10 @@ class GroundingNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState | None) -> TransitionCallbackReturn:
         self._stop_inputs()
         self._release()
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self.destroy_publisher(self._diag_pub)
+            self._diag_timer = self._diag_pub = None
         return TransitionCallbackReturn.SUCCESS
 
     def _subscribe(
@@ -189,13 +244,10 @@ class GroundingNode(LifecycleNode):
     def _release(self) -> None:
         """Serve what is queued (every command gets its result), then free the engine."""
         self.path.stop()
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
-        for pub in (self._result_pub, self._overlay.publisher, self._diag_pub):
+        for pub in (self._result_pub, self._overlay.publisher):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self._result_pub = self._overlay.publisher = self._diag_pub = None
+        self._result_pub = self._overlay.publisher = None
         if self.engine is not None:
             self.engine.close()
         self.engine = None
@@ -226,13 +278,13 @@ class GroundingNode(LifecycleNode):
         pub = self._diag_pub
         if pub is None:
             return
-        engine = self.engine
         array = diagnostic_array(
             self.get_fully_qualified_name(),
             self.path,
             self.engine_state,
-            engine.backend if engine is not None else "",
+            self._param("backend"),  # as configured: `embedded`, not its engine's name
             self.camera_info is not None,
             self.get_clock().now().to_msg(),
+            model=self._param("model"),
         )
         pub.publish(array)

@@ -46,6 +46,13 @@ class Param:
             return f"{self.type.__name__} from {low} to {high}"
         return f"a {self.type.__name__}"
 
+    def coerce(self, value: Any) -> Any:
+        """``value`` as the declared type where that loses nothing: an integer where a double
+        is declared (``temperature: 1``, the most common YAML slip) is that double."""
+        if self.type is float and _has_type(value, int):
+            return float(value)
+        return value
+
     def error(self, value: Any) -> str | None:
         """One line naming the parameter, the value and what is allowed; ``None`` when
         ``value`` is allowed."""

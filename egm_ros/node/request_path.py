@@ -81,7 +81,7 @@ class RequestPath:
     ) -> None:
         self.name = name
         self.frames = frames
-        self.settings = settings
+        self._settings = settings
         self.stats = RequestStats()
         self.grounder: Grounder | None = None
         self.queue: WorkQueue[Request] | None = None
@@ -90,6 +90,17 @@ class RequestPath:
         self._on_result = on_result
         self._ids = itertools.count(1)
         self._frame_id = ""
+
+    @property
+    def settings(self) -> PathSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: PathSettings) -> None:
+        """New run-time settings; a new ``queue_size`` resizes the running queue."""
+        self._settings = settings
+        if self.queue is not None:
+            self.queue.resize(settings.queue_size)
 
     # ----------------------------------------------------------------- serving
     def start(self, grounder: Grounder, workers: int) -> None:
@@ -146,8 +157,9 @@ class RequestPath:
             self._reply_now(request, Status.INVALID_INPUT, str(err))
             return
         request.frame, request.frame_error = self._choose_frame(request.received, stamp_ns, image)
-        if self.queue is None or not self.queue.submit(request):
-            waiting = self.settings.queue_size
+        queue = self.queue
+        if queue is None or not queue.submit(request):
+            waiting = queue.depth if queue is not None else 0
             self._reply_now(
                 request, Status.BUSY, f"request queue full ({waiting} waiting); try again"
             )
@@ -228,7 +240,7 @@ class RequestPath:
         result = outcome_to_msg(
             outcome, header, request.request_id, size, self.settings.publish_reasoning
         )
-        self.stats.record(outcome.status, outcome.latency.total_ms)
+        self.stats.record(outcome.status, outcome.latency.total_ms, outcome.message)
         if outcome.status.is_error:
             self._warn(
                 f"request {request.request_id} ({request.prompt[:60]!r}): "

@@ -42,6 +42,18 @@ class WorkQueue(Generic[T]):
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def maxsize(self) -> int:
+        """Items that may wait at once; more are refused by :meth:`submit`."""
+        return self._queue.maxsize
+
+    def resize(self, maxsize: int) -> None:
+        """Let ``maxsize`` items wait from now on. Items already waiting beyond a smaller size
+        stay queued (and are served); new ones are refused until the queue is below it."""
+        with self._queue.mutex:  # queue.Queue reads maxsize under this lock
+            self._queue.maxsize = maxsize
+            self._queue.not_full.notify_all()
+
     def submit(self, item: T) -> bool:
         """Queue ``item``; False (at once) when the queue is full."""
         try:

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
 from node_harness import RELIABLE, Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer, ServerProcess  # noqa: E402
@@ -621,3 +621,154 @@ def test_a_best_effort_camera_with_reliable_image_qos_is_named_in_a_warning(
     assert "WARN" in line and "incompatible" in line and "RELIABILITY" in line
     assert "image_reliability" in line
     assert len(node.path.frames) == 0  # nothing matched, so nothing arrived
+
+
+# ---------------------------------------------------------------- issue 20: first contact
+def _diagnostic(seen: list[DiagnosticArray], condition) -> tuple:
+    """The first (status, values) published after now that meets ``condition``."""
+    start = len(seen)
+    found: list = []
+
+    def met() -> bool:
+        for array in seen[start:]:
+            status = array.status[0]
+            values = {kv.key: kv.value for kv in status.values}
+            if condition(status, values):
+                found.append((status, values))
+                return True
+        return False
+
+    wait_for(met, 20)
+    return found[0]
+
+
+def _diagnostics(probe) -> list[DiagnosticArray]:
+    seen: list[DiagnosticArray] = []
+    probe.node.create_subscription(DiagnosticArray, "/diagnostics", seen.append, RELIABLE)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("max_new_tokens", 0, "int from 1 to 8192"),
+        ("max_new_tokens", "many", "int from 1 to 8192"),
+        ("temperature", True, "float from 0.0 to 2.0"),
+        ("queue_size", 2000, "int from 1 to 1000"),
+        ("autostart", "yes", "a bool"),
+    ],
+)
+def test_a_value_rclpy_refuses_is_one_error_line_and_an_error_diagnostic(
+    server, harness, capfd, monkeypatch, name: str, value, allowed: str
+) -> None:
+    # Issue 20, point 1: `-p max_new_tokens:=0` (out of the declared range) or a value of the
+    # wrong type killed the node with a 20-line traceback from declare_parameter.
+    import egm_ros.node.grounding_node as grounding_node
+
+    built: list = []
+    monkeypatch.setattr(grounding_node, "create_engine", lambda s: built.append(s))
+    probe = harness.probe()
+    seen = _diagnostics(probe)
+    node = harness.grounding_node(**node_params(server, **{name: value}))
+    assert node._state_machine.current_state[1] == "unconfigured" and built == []
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    (line,) = _error_lines(err, f"parameter {name}:")
+    assert f"{value!r} is not allowed; {allowed}" in line
+    status, values = _diagnostic(seen, lambda s, v: True)
+    assert status.level == DiagnosticStatus.ERROR
+    assert status.message.startswith(f"unconfigured: parameter {name}: {value!r}")
+    assert values["engine_state"].startswith("failed: ")
+
+
+def test_an_integer_where_a_double_is_declared_is_that_double(server, harness) -> None:
+    # Issue 20, point 1: `-p temperature:=1` (the most common YAML slip) was a traceback.
+    node = harness.grounding_node(**node_params(server, temperature=1, request_timeout=5))
+    assert node._state_machine.current_state[1] == "active"
+    assert node.get_parameter("temperature").value == 1.0
+    assert node.get_parameter("request_timeout").type_ == Parameter.Type.DOUBLE
+    assert node.path.grounder.config.sampling.temperature == 1.0
+    (result,) = node.set_parameters([Parameter("frame_stamp_tolerance", value=2)])
+    assert result.successful and node.get_parameter("frame_stamp_tolerance").value == 2.0
+
+
+def test_a_refused_start_up_value_set_right_at_run_time_lets_configure_pass(
+    server, harness
+) -> None:
+    node = harness.grounding_node(**node_params(server, max_new_tokens=0))
+    assert node._state_machine.current_state[1] == "unconfigured"
+    assert node.set_parameters([Parameter("max_new_tokens", value=64)])[0].successful
+    node.trigger_configure()
+    assert node._state_machine.current_state[1] == "inactive"
+
+
+def test_diagnostics_follow_what_users_see(harness) -> None:
+    # Issue 20, point 4: with no server the node logged "engine ready" and /diagnostics
+    # stayed OK while every request failed.
+    srv = ScriptedOpenAIServer(reply=egm_reply, model="EGM-test")
+    srv.start()
+    srv.stop()  # a free port, no server on it yet
+    probe = harness.probe()
+    seen = _diagnostics(probe)
+    node = harness.grounding_node(
+        **node_params(srv, frame_buffer_seconds=60.0, model="EGM-test", request_timeout=3.0)
+    )
+    assert node._state_machine.current_state[1] == "active"
+    status, values = _diagnostic(seen, lambda s, v: v["engine_state"] == "active")
+    assert status.level == DiagnosticStatus.ERROR
+    assert status.message.startswith(f"engine unavailable: the server at {srv.base_url}")
+    assert values["backend"] == "openai" and values["model"] == "EGM-test"
+    with ScriptedOpenAIServer(reply=egm_reply, model="EGM-test", port=srv.port) as server:
+        send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug")
+        assert probe.wait_results(1)[0].status == GroundingResult.STATUS_OK
+        status, values = _diagnostic(seen, lambda s, v: v["requests"] == "1")
+        assert status.level == DiagnosticStatus.OK and values["last_engine_status"] == "ok"
+        server.fail_status = 500
+        probe.command_pub.publish(String(data="the mug"))
+        assert probe.wait_results(2)[1].status == GroundingResult.STATUS_ENGINE_ERROR
+        status, values = _diagnostic(seen, lambda s, v: v["requests"] == "2")
+        assert status.level == DiagnosticStatus.WARN
+        assert status.message.startswith("last request failed: engine_error:")
+        assert "scripted failure" in status.message and "scripted failure" in values["last_error"]
+    probe.command_pub.publish(String(data="the mug"))  # the server is gone
+    assert probe.wait_results(3)[2].status == GroundingResult.STATUS_ENGINE_UNAVAILABLE
+    status, _ = _diagnostic(seen, lambda s, v: v["requests"] == "3")
+    assert status.level == DiagnosticStatus.ERROR and status.message.startswith(
+        "engine unavailable:"
+    )
+
+
+def test_run_time_queue_size_resizes_the_queue(server, harness) -> None:
+    # Issue 20, point 5: queue_size 1 set at run time, then 20 commands: 12 were accepted.
+    server.hang = True  # the first command holds the only worker
+    node = harness.grounding_node(**node_params(server, workers=1, request_timeout=30.0))
+    probe = harness.probe()
+    client = AsyncParameterClient(probe.node, "grounding_node")
+    assert client.wait_for_services(60)
+    future = client.set_parameters([Parameter("queue_size", value=1)])  # ros2 param set
+    wait_for(future.done, 60)
+    assert future.result().results[0].successful
+    assert node.path.queue.maxsize == 1
+    send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug 0")
+    wait_for(lambda: server.hits == 1)
+    for i in range(1, 20):
+        probe.command_pub.publish(String(data=f"the mug {i}"))
+    busy = probe.wait_results(18)
+    assert {r.status for r in busy} == {GroundingResult.STATUS_BUSY}
+    assert all("(1 waiting)" in r.status_message for r in busy)
+    server.hang = False
+    server.stop()  # ends the held request
+
+
+def test_a_goal_with_an_unknown_mode_is_rejected_not_aborted(server, harness) -> None:
+    # Issue 20, point 9: it was accepted, then aborted.
+    harness.grounding_node(**node_params(server))
+    probe = harness.probe()
+    client = ActionClient(probe.node, Ground, "ground")
+    wait_for(client.server_is_ready)
+    image = make_image(64, 48, stamp(1))
+    future = client.send_goal_async(Ground.Goal(prompt="the mug", mode=7, image=image))
+    wait_for(future.done)
+    assert not future.result().accepted
+    assert server.hits == 0
+    client.destroy()

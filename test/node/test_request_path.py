@@ -175,6 +175,26 @@ def test_a_full_queue_answers_busy_at_once_and_every_command_gets_one_result(mad
     assert sorted(r.command for r in results) == [f"the mug {i}" for i in range(3)]
 
 
+def test_a_new_queue_size_resizes_the_running_queue(made) -> None:
+    # Issue 20, point 5: queue_size set at run time was accepted and ignored (12 of 20
+    # commands accepted with queue_size 1, and each busy reply claimed "(1 waiting)").
+    p = held(made, "the mug 0", queue_size=8)
+    p.path.settings = PathSettings(queue_size=1)
+    for i in range(1, 20):
+        p.submit(f"the mug {i}")
+    busy = p.wait(18)
+    assert [r.command for r in busy] == [f"the mug {i}" for i in range(2, 20)]
+    assert {r.status for r in busy} == {GroundingResult.STATUS_BUSY}
+    assert all("(1 waiting)" in r.status_message for r in busy)
+    p.path.settings = PathSettings(queue_size=3)
+    for i in range(20, 23):
+        p.submit(f"the mug {i}")
+    assert len(p.wait(19)) == 19 and p.results[-1].command == "the mug 22"
+    assert p.path.queue.depth == 3
+    p.engine.gate.set()
+    assert {r.status for r in p.wait(23)[19:]} == {GroundingResult.STATUS_OK}
+
+
 def test_request_timeout_counts_the_time_in_the_queue(made) -> None:
     p = held(made, request_timeout=0.3)
     engine = p.engine

@@ -54,3 +54,21 @@ def test_a_failing_handler_does_not_kill_the_worker() -> None:
         assert q.submit(i)
     q.close()
     assert done == [1, 2]
+
+
+def test_resize_changes_how_many_may_wait_from_the_next_submit() -> None:
+    release = threading.Event()
+    q: WorkQueue[int] = WorkQueue(lambda item: release.wait(10), maxsize=8, workers=1)
+    assert q.submit(0)
+    _wait(lambda: q.in_flight == 1)
+    q.resize(1)
+    assert q.maxsize == 1
+    assert q.submit(1)
+    assert not q.submit(2)  # 8 could wait before; now only 1
+    q.resize(3)
+    assert q.submit(3) and q.submit(4) and not q.submit(5)
+    q.resize(1)  # below what waits: those stay, new ones are refused
+    assert q.depth == 3 and not q.submit(6)
+    release.set()
+    q.close()
+    assert q.depth == 0
