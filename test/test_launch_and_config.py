@@ -1,56 +1,183 @@
-"""The launch file cannot run here (no `launch` package in any reachable registry), so check
-what can be checked: it compiles, and every parameter it sets exists in the node and in
-config/grounding.yaml, which in turn documents exactly the node's parameters."""
+"""The launch file cannot run here (no `launch` package in any reachable registry), so its own
+``generate_launch_description`` runs on stand-ins for ``launch`` and ``launch_ros``, far enough
+to give the Node it starts; the parameter list it gives is then applied to the real node as
+launch_ros applies it. config/grounding.yaml documents exactly the node's parameters."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import sys
+import types
 from pathlib import Path
 
+import pytest
 import yaml
 
+from egm_ros.node.launch_args import ARGUMENTS, CAMERA_TOPICS
 from egm_ros.node.parameters import PARAMETERS
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "grounding.launch.py"
 
 
-def _launch_tree() -> ast.Module:
-    source = LAUNCH.read_text()
-    compile(source, str(LAUNCH), "exec")
-    return ast.parse(source)
+class _Declared:
+    def __init__(self, name: str, default_value: str, description: str) -> None:
+        self.name, self.default_value, self.description = name, default_value, description
 
 
-def _node_call(tree: ast.Module) -> ast.Call:
-    calls = [
-        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+class _Opaque:
+    def __init__(self, function) -> None:
+        self.function = function
+
+
+class _Configuration:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context: dict[str, str]) -> str:
+        return context[self.name]
+
+
+class _Node:
+    def __init__(self, **kwargs) -> None:
+        self.kwargs = kwargs
+
+
+def _module(name: str, **attributes) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    return module
+
+
+@pytest.fixture
+def launched(monkeypatch, tmp_path):
+    """``launched(**arguments)``: the keyword arguments of the Node the launch file starts,
+    from its own ``generate_launch_description`` run on stand-ins for the ``launch`` package
+    (the arguments given on the command line, each declared default where none was given,
+    then the opaque function: what ``ros2 launch`` does)."""
+    stand_ins = {
+        "launch": _module("launch", LaunchDescription=list),
+        "launch.actions": _module(
+            "launch.actions", DeclareLaunchArgument=_Declared, OpaqueFunction=_Opaque
+        ),
+        "launch.substitutions": _module("launch.substitutions", LaunchConfiguration=_Configuration),
+        "launch_ros": _module("launch_ros"),
+        "launch_ros.actions": _module("launch_ros.actions", Node=_Node),
+        "ament_index_python": _module("ament_index_python"),
+        "ament_index_python.packages": _module(
+            "ament_index_python.packages",
+            get_package_share_directory=lambda package: str(tmp_path / "share" / package),
+        ),
+    }
+    for name, module in stand_ins.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("grounding_launch", LAUNCH)
+    launch_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_file)
+
+    def launch(**arguments: str) -> dict:
+        entities = launch_file.generate_launch_description()
+        context = dict(arguments)
+        for entity in entities:
+            if isinstance(entity, _Declared):
+                context.setdefault(entity.name, entity.default_value)
+        (opaque,) = [e for e in entities if isinstance(e, _Opaque)]
+        (node,) = opaque.function(context)
+        return node.kwargs
+
+    return launch
+
+
+def test_launch_passes_only_the_arguments_given(launched, tmp_path) -> None:
+    # Issue 20, point 2: backend, model, base_url and mode were passed from their defaults
+    # after params_file, so `backend: openai` in a user's YAML still gave `embedded`.
+    node = launched()
+    assert (node["package"], node["executable"]) == ("egm_ros", "grounding_node")
+    default_yaml = str(tmp_path / "share" / "egm_ros" / "config" / "grounding.yaml")
+    assert node["parameters"] == [default_yaml]
+    node = launched(params_file="/robot/mine.yaml", mode="amodal", model="")
+    assert node["parameters"] == ["/robot/mine.yaml", {"mode": "amodal"}]
+    given = {"backend": "openai", "model": "m", "base_url": "http://h:1/v1", "mode": "visible"}
+    assert launched(**given)["parameters"] == [default_yaml, given]
+    assert set(given) <= set(PARAMETERS)
+
+
+def test_launch_remaps_the_three_camera_topics_together(launched) -> None:
+    # Issue 20, point 2: the default camera:=camera remapped to camera/image_raw, while
+    # sim_camera publishes image_raw.
+    assert launched()["remappings"] == []
+    assert launched(camera="/front_camera/")["remappings"] == [
+        ("image_raw", "/front_camera/image_raw"),
+        ("image_raw/compressed", "/front_camera/image_raw/compressed"),
+        ("camera_info", "/front_camera/camera_info"),
     ]
-    assert len(calls) == 1
-    return calls[0]
+    assert launched(namespace="rear")["namespace"] == "rear"
 
 
-def test_launch_sets_only_parameters_the_node_declares() -> None:
-    node = _node_call(_launch_tree())
-    kwargs = {k.arg: k.value for k in node.keywords}
-    assert ast.literal_eval(kwargs["package"]) == "egm_ros"
-    assert ast.literal_eval(kwargs["executable"]) == "grounding_node"
-    dicts = [n for n in ast.walk(kwargs["parameters"]) if isinstance(n, ast.Dict)]
-    set_by_launch = {ast.literal_eval(k) for d in dicts for k in d.keys}
-    assert set_by_launch  # backend, model, base_url, mode
-    assert set_by_launch <= set(PARAMETERS)
-    config = yaml.safe_load((REPO / "config" / "grounding.yaml").read_text())
-    assert set_by_launch <= set(config["/**"]["ros__parameters"])
+def _node_values(parameters: list, names, tmp_path: Path) -> dict:
+    """The values a real GroundingNode gets from a launch parameter list, applied as
+    launch_ros applies it: one ``--params-file`` per entry, a dict written to a file under
+    ``/**``, in order (a later file wins)."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.context import Context
+
+    from egm_ros.node.grounding_node import GroundingNode
+
+    args = ["--ros-args"]
+    for i, entry in enumerate(parameters):
+        if isinstance(entry, dict):
+            path = tmp_path / f"launch_params_{i}.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": entry}}))
+            entry = str(path)
+        args += ["--params-file", entry]
+    context = Context()
+    rclpy.init(args=args, context=context)
+    try:
+        node = GroundingNode(context=context)
+        values = {name: node.get_parameter(name).value for name in names}
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
+    return values
+
+
+@pytest.mark.ros
+def test_given_arguments_win_over_the_params_file_and_nothing_else_does(launched, tmp_path) -> None:
+    mine = tmp_path / "mine.yaml"
+    user = {"backend": "openai", "mode": "amodal", "model": "served", "autostart": False}
+    mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": user}}))
+    plain = launched(params_file=str(mine))["parameters"]
+    assert _node_values(plain, user, tmp_path) == user
+    given = launched(params_file=str(mine), mode="visible", base_url="")["parameters"]
+    assert _node_values(given, user, tmp_path) == {**user, "mode": "visible"}
 
 
 def test_launch_arguments_cover_camera_backend_model_mode_and_params_file() -> None:
-    tree = _launch_tree()
-    arguments = next(
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "ARGUMENTS"
-    )
-    names = set(ast.literal_eval(arguments.value))
+    names = set(ARGUMENTS)
     assert {"namespace", "camera", "backend", "model", "mode", "params_file"} <= names
+    assert {"backend", "model", "base_url", "mode"} <= set(PARAMETERS)
+
+
+@pytest.mark.ros
+def test_sim_camera_publishes_where_the_default_camera_is() -> None:
+    """With no ``camera`` the node reads its own namespace's topics: those sim_camera
+    publishes in the same namespace."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.context import Context
+
+    from egm_ros.node.sim_camera import SimCamera
+
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        camera = SimCamera(context=context, namespace="/demo")
+        topics = camera.get_publisher_names_and_types_by_node("sim_camera", "/demo")
+        camera.destroy_node()
+    finally:
+        context.try_shutdown()
+    assert {"/demo/image_raw", "/demo/camera_info"} <= {name for name, _ in topics}
+    assert {"image_raw", "camera_info"} <= set(CAMERA_TOPICS)
 
 
 def test_config_documents_exactly_the_node_parameters_with_their_defaults() -> None:

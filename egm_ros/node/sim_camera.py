@@ -83,7 +83,7 @@ class SimCamera(Node):
         self._info = pinhole_camera_info(width, height, frame.header.frame_id)
         self._frames_in_scene = 0
         self._scene_pub.publish(UInt32(data=self._scene_index))
-        self.get_logger().info(f"scene {self._scene_index} ({width}x{height})")
+        self.get_logger().debug(f"scene {self._scene_index} ({width}x{height})")
 
     def _tick(self) -> None:
         period = self._param("scene_period")

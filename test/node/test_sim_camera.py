@@ -58,3 +58,30 @@ def test_publishes_scene_frames_and_camera_info() -> None:
     info = infos[-1]
     assert (info.width, info.height) == (320, 240) and info.k[2] == 160.0
     assert elapsed < 5  # 20 Hz: five frames well within the wait
+
+
+def test_a_new_scene_is_logged_at_debug_only(capfd) -> None:
+    # Issue 20, point 9: every new scene was an INFO line (every 5 s by default).
+    from rclpy.logging import LoggingSeverity
+
+    harness = Harness()
+    try:
+        camera = SimCamera(
+            context=harness.context,
+            namespace="/quiet",
+            parameter_overrides=[
+                Parameter("rate", value=20.0),
+                Parameter("scene_period", value=0.1),
+            ],
+        )
+        harness.add(camera)
+        wait_for(lambda: camera._scene_index >= 3, 10)
+        quiet = capfd.readouterr().err
+        camera.get_logger().set_level(LoggingSeverity.DEBUG)
+        shown = camera._scene_index
+        wait_for(lambda: camera._scene_index >= shown + 2, 10)
+        debug = capfd.readouterr().err
+    finally:
+        harness.close()
+    assert "scene " not in quiet
+    assert [line for line in debug.splitlines() if "DEBUG" in line and "]: scene " in line]

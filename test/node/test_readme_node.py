@@ -1,0 +1,54 @@
+"""The README's command line for the node without ``ros2 launch``, run as written (in-process):
+it reads the camera's image, compressed image and camera info from one camera."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.context import Context  # noqa: E402
+
+from egm_ros.node.grounding_node import GroundingNode  # noqa: E402
+from egm_ros.node.launch_args import CAMERA_TOPICS  # noqa: E402
+
+pytestmark = pytest.mark.ros
+REPO = Path(__file__).resolve().parents[2]
+
+
+def readme_command(program: str) -> list[str]:
+    """The one command of a ```bash block of README.md that starts with ``program``."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    commands = [
+        shlex.split(command.replace("\\\n", " "))
+        for block in blocks
+        for command in re.split(r"\n(?=\S)", block)
+        if command.startswith(program + " ")
+    ]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+def test_the_readme_command_line_remaps_the_cameras_three_topics_together() -> None:
+    # Issue 20, point 7: `-r image_raw:=/front_camera/image_raw` alone left camera_info on
+    # /camera_info, so diagnostics reported another camera's info.
+    command = readme_command("grounding_node")
+    args = command[1:]
+    assert args[0] == "--ros-args"
+    at = args.index("--params-file") + 1
+    args[at] = str(REPO / args[at])  # as written, run from the repository's root
+    context = Context()
+    rclpy.init(args=[*args, "-p", "autostart:=false"], context=context)
+    try:
+        node = GroundingNode(context=context)
+        resolved = {topic: node.resolve_topic_name(topic) for topic in CAMERA_TOPICS}
+        backend = node.get_parameter("backend").value
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
+    assert resolved == {topic: f"/front_camera/{topic}" for topic in CAMERA_TOPICS}
+    assert backend == "openai"
