@@ -8,6 +8,7 @@ the centre/size layout of the ROS message is made only at the ROS boundary.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -106,12 +107,38 @@ class Box:
         return max(0.0, self.width) * max(0.0, self.height)
 
 
+@dataclass(frozen=True)
+class Box3D:
+    """Axis-aligned 3D box in metres in the colour camera's optical frame (x right, y down,
+    z forward): centre and full size, the layout of ``vision_msgs/BoundingBox3D``."""
+
+    center: tuple[float, float, float]
+    size: tuple[float, float, float]
+
+    @classmethod
+    def from_bounds(cls, low: Sequence[float], high: Sequence[float]) -> Box3D:
+        """The box between two opposite corners (``low <= high`` on every axis)."""
+        (x0, y0, z0), (x1, y1, z1) = (map(float, low), map(float, high))
+        return cls(((x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2), (x1 - x0, y1 - y0, z1 - z0))
+
+    @property
+    def low(self) -> tuple[float, float, float]:
+        (cx, cy, cz), (sx, sy, sz) = self.center, self.size
+        return (cx - sx / 2, cy - sy / 2, cz - sz / 2)
+
+    @property
+    def high(self) -> tuple[float, float, float]:
+        (cx, cy, cz), (sx, sy, sz) = self.center, self.size
+        return (cx + sx / 2, cy + sy / 2, cz + sz / 2)
+
+
 @dataclass
 class GroundedObject:
     """One target: its visible box and, in amodal mode, its full-extent box.
 
     ``amodal_predicted`` is true only when the model actually answered the amodal query;
-    otherwise ``amodal`` is ``None``.
+    otherwise ``amodal`` is ``None``. ``visible_3d`` and ``amodal_3d`` are filled only by the
+    depth step (:mod:`egm_ros.core.depth`); ``visible_3d`` set means the object has 3D.
     """
 
     visible: Box | None
@@ -119,6 +146,8 @@ class GroundedObject:
     amodal_predicted: bool = False
     label: str = ""
     score: float | None = None
+    visible_3d: Box3D | None = None
+    amodal_3d: Box3D | None = None
 
 
 @dataclass

@@ -71,6 +71,7 @@ class SceneObject:
     visible: Box  # pixel bounds of the pixels actually shown
     visible_fraction: float
     occlusions: list[Occlusion] = field(default_factory=list)  # largest first
+    drawn: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the box it was drawn in
 
     @property
     def name(self) -> str:
@@ -110,6 +111,11 @@ class Scene:
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
         return self.image.shape[1], self.image.shape[0]
+
+    def silhouette(self, index: int) -> np.ndarray:
+        """Object ``index``'s whole silhouette (hidden parts included), H x W bool."""
+        obj = self.objects[index]
+        return _silhouette(obj.kind, obj.drawn, self.size)
 
 
 @dataclass
@@ -353,6 +359,7 @@ def _annotate(placed: list[_Placed], mask: np.ndarray) -> list[SceneObject]:
                 visible=_bounds(shown),
                 visible_fraction=float(shown.sum() / own.sum()),
                 occlusions=occlusions,
+                drawn=obj.box,
             )
         )
     return objects
