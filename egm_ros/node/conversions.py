@@ -4,15 +4,18 @@ the package touches ROS message types."""
 from __future__ import annotations
 
 import numpy as np
+from geometry_msgs.msg import Point, Pose, Vector3
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from egm_ros.core.compressed import DecodedImage, decode_compressed, encoded_as_is
+from egm_ros.core.depth import DepthImage, decode_depth
 from egm_ros.core.engine import EncodedImage
 from egm_ros.core.images import image_to_rgb
-from egm_ros.core.types import Box, GroundingOutcome, Mode
+from egm_ros.core.types import Box, Box3D, GroundingOutcome, Mode
 from egm_ros.msg import (
     BoundingBox2D,
+    BoundingBox3D,
     GroundedObject,
     GroundingCommand,
     GroundingResult,
@@ -56,6 +59,13 @@ def decode_image_msg(msg: Image | CompressedImage, max_pixels: int = 0) -> Decod
     return DecodedImage(rgb, (rgb.shape[1], rgb.shape[0]))
 
 
+def decode_depth_msg(msg: Image) -> DepthImage:
+    """A depth image message as a view on its buffer (raises DepthError on bad input)."""
+    return decode_depth(
+        msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)
+    )
+
+
 def image_msg_bytes(msg: Image | CompressedImage) -> EncodedImage | None:
     """A compressed frame's own JPEG/PNG bytes, to forward unchanged; None for raw frames
     (and compressed depth), which are encoded from their pixels when an engine needs bytes."""
@@ -71,6 +81,12 @@ def box_to_msg(box: Box | None) -> BoundingBox2D:
         msg.center.position.x, msg.center.position.y = box.center
         msg.size_x, msg.size_y = box.width, box.height
     return msg
+
+
+def box3d_to_msg(box: Box3D) -> BoundingBox3D:
+    """Centre and size in metres; the orientation stays the identity (axis-aligned)."""
+    (x, y, z), (sx, sy, sz) = box.center, box.size
+    return BoundingBox3D(center=Pose(position=Point(x=x, y=y, z=z)), size=Vector3(x=sx, y=sy, z=sz))
 
 
 def outcome_to_msg(
@@ -94,6 +110,10 @@ def outcome_to_msg(
             out.has_score, out.score = True, float(obj.score)
         if obj.amodal_predicted and obj.amodal is not None:
             out.amodal_predicted, out.amodal = True, box_to_msg(obj.amodal)
+        if obj.visible_3d is not None:
+            out.has_3d, out.visible_3d = True, box3d_to_msg(obj.visible_3d)
+            if obj.amodal_3d is not None:
+                out.amodal_3d = box3d_to_msg(obj.amodal_3d)
         msg.objects.append(out)
     msg.reasoning = outcome.reasoning if publish_reasoning else ""
     msg.model = outcome.model

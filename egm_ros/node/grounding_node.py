@@ -31,6 +31,7 @@ from egm_ros.engines import create_engine
 from egm_ros.msg import GroundingCommand, GroundingResult
 from egm_ros.node.conversions import stamp_to_ns
 from egm_ros.node.debug_overlay import DebugOverlay
+from egm_ros.node.depth_input import DepthInput
 from egm_ros.node.diagnostics import diagnostic_array
 from egm_ros.node.frame_buffer import FrameBuffer
 from egm_ros.node.ground_action import GroundAction
@@ -38,6 +39,7 @@ from egm_ros.node.parameters import PARAMETERS, check_all, descriptor
 from egm_ros.node.qos import COMMAND_QOS, RESULT_QOS, image_qos, warn_on_incompatible_qos
 from egm_ros.node.request_path import PathSettings, RequestPath
 from egm_ros.node.settings import engine_settings, grounder_config, path_settings
+from egm_ros.node.vision_outputs import VisionOutputs
 
 
 class GroundingNode(LifecycleNode):
@@ -61,7 +63,9 @@ class GroundingNode(LifecycleNode):
             now=lambda: self.get_clock().now().to_msg(),
             warn=self._warn,
             on_result=self._overlay,
+            on_reply=self._publish_vision,
         )
+        self._vision: VisionOutputs | None = None
         self._inputs: list[Any] = []
         self._action: GroundAction | None = None
         self._result_pub: Any = None
@@ -125,6 +129,8 @@ class GroundingNode(LifecycleNode):
         if self.path.grounder is not None:
             self.path.grounder.config = grounder_config(values)
         self.path.frames.seconds = values["frame_buffer_seconds"]
+        if self.path.depth is not None:
+            self.path.depth.frames.seconds = values["frame_buffer_seconds"]
 
     # ----------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -155,6 +161,9 @@ class GroundingNode(LifecycleNode):
         self.engine = engine
         self._result_pub = self.create_publisher(GroundingResult, "result", RESULT_QOS)
         self._overlay.publisher = self.create_publisher(Image, "debug_image", 2)
+        if values["use_depth"]:
+            self.path.depth = DepthInput(values["frame_buffer_seconds"])
+        self._vision = VisionOutputs(self, values["use_depth"], RESULT_QOS)
         self.engine_state = "ready"
         self._check_engine(engine, settings.backend)
         return TransitionCallbackReturn.SUCCESS
@@ -192,6 +201,11 @@ class GroundingNode(LifecycleNode):
             image = (Image, "image_raw")
         self._subscribe(*image, self.path.add_frame, image_qos(reliability), image_hint)
         self._subscribe(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)
+        depth = self.path.depth
+        if depth is not None:  # use_depth
+            sensor = qos_profile_sensor_data
+            self._subscribe(Image, "depth/image_raw", depth.add_frame, image_qos(reliability))
+            self._subscribe(CameraInfo, "depth/camera_info", depth.set_info, sensor)
         command_hint = "publish commands with reliable QoS"
         self._subscribe(String, "command", self._on_command, COMMAND_QOS, command_hint)
         self._subscribe(
@@ -248,6 +262,10 @@ class GroundingNode(LifecycleNode):
             if pub is not None:
                 self.destroy_publisher(pub)
         self._result_pub = self._overlay.publisher = None
+        if self._vision is not None:
+            self._vision.destroy()
+            self._vision = None
+        self.path.depth = None
         if self.engine is not None:
             self.engine.close()
         self.engine = None
@@ -273,6 +291,11 @@ class GroundingNode(LifecycleNode):
         pub = self._result_pub
         if pub is not None:
             pub.publish(result)
+
+    def _publish_vision(self, result: GroundingResult) -> None:
+        vision = self._vision
+        if vision is not None:
+            vision.publish(result)
 
     def _publish_diagnostics(self) -> None:
         pub = self._diag_pub

@@ -161,6 +161,19 @@ _TABLE = (
         read_only=True,
         choices=("best_effort", "reliable"),
     ),
+    Param(
+        "use_depth",
+        False,
+        "Subscribe to depth/image_raw and depth/camera_info (a depth image aligned to the colour "
+        "image, 16UC1 millimetres or 32FC1 metres) and give each object 3D boxes.",
+        read_only=True,
+    ),
+    Param(
+        "depth_stamp_tolerance",
+        0.05,
+        "Max offset (s) between the colour frame a command uses and the depth frame matched to it.",
+        limits=(0.0, 10.0),
+    ),
     Param("autostart", True, "Configure and activate at start-up.", read_only=True),
 )
 

@@ -30,6 +30,7 @@ from egm_ros.node.conversions import (
     outcome_to_msg,
     stamp_to_ns,
 )
+from egm_ros.node.depth_input import DepthInput
 from egm_ros.node.frame_buffer import Frame, FrameBuffer, FrameChoiceError
 from egm_ros.node.stats import RequestStats
 from egm_ros.node.work_queue import WorkQueue
@@ -49,6 +50,7 @@ class PathSettings:
     mode: Mode = Mode.VISIBLE
     request_timeout: float = 60.0
     frame_stamp_tolerance: float = 0.1
+    depth_stamp_tolerance: float = 0.05
     publish_reasoning: bool = True
     queue_size: int = 8
 
@@ -78,6 +80,7 @@ class RequestPath:
         now: Callable[[], Any],
         warn: Callable[[str], None],
         on_result: ResultHook | None = None,
+        on_reply: Reply | None = None,
     ) -> None:
         self.name = name
         self.frames = frames
@@ -88,6 +91,9 @@ class RequestPath:
         self._now = now  # the stamp of results without a frame (builtin_interfaces/Time)
         self._warn = warn
         self._on_result = on_result
+        self._on_reply = on_reply  # every result after its reply (the vision_msgs outputs)
+        #: The depth input when ``use_depth`` is on: answered commands get 3D boxes.
+        self.depth: DepthInput | None = None
         self._ids = itertools.count(1)
         self._frame_id = ""
 
@@ -216,6 +222,13 @@ class RequestPath:
             encoded=encoded,
             source_size=decoded.source_size,
         )
+        depth = self.depth
+        if depth is not None:  # use_depth: 3D boxes from the depth frame matched to this one
+            lifting = time.monotonic()
+            header = request.frame.message.header
+            tolerance = self.settings.depth_stamp_tolerance
+            depth.lift(outcome, header, decoded.source_size, tolerance)
+            outcome.latency.total_ms += (time.monotonic() - lifting) * 1000.0
         self._finish(request, outcome, decoded)
 
     def _reply_now(self, request: Request, status: Status, message: str) -> None:
@@ -247,6 +260,8 @@ class RequestPath:
                 f"{outcome.status.value}: {outcome.message}"
             )
         request.reply(result)
+        if self._on_reply is not None:
+            self._on_reply(result)
         if self._on_result is not None:
             self._on_result(decoded, outcome, header)
 

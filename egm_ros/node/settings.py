@@ -48,6 +48,7 @@ def path_settings(values: Mapping[str, Any]) -> PathSettings:
         mode=Mode.parse(values["mode"]),
         request_timeout=float(values["request_timeout"]),
         frame_stamp_tolerance=float(values["frame_stamp_tolerance"]),
+        depth_stamp_tolerance=float(values["depth_stamp_tolerance"]),
         publish_reasoning=values["publish_reasoning"],
         queue_size=values["queue_size"],
     )
