@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ from egm_ros.engines import BACKENDS, create_engine
 
 #: EGM-Tiny, shipped in the package: works on a fresh machine with no GPU and no download.
 DEFAULT_BACKEND = "embedded"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
 EXIT_CODES = {
     Status.OK: 0,
@@ -73,13 +75,14 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default=DEFAULT_BACKEND,
-        help=f"engine (default: {DEFAULT_BACKEND})",
+        default=None,
+        help=f"engine (default: openai with --base-url, else {DEFAULT_BACKEND})",
     )
     parser.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8000/v1",
-        help="OpenAI-compatible server (vllm serve / trtllm-serve), openai backend",
+        default=None,
+        help="OpenAI-compatible server (vllm serve / trtllm-serve); implies --backend openai "
+        f"(default {DEFAULT_BASE_URL})",
     )
     parser.add_argument(
         "--model",
@@ -109,13 +112,28 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def resolve_backend(args: argparse.Namespace) -> str | None:
+    """``--base-url`` implies ``--backend openai``; with another backend it is an error (its
+    line). Fills in the defaults of both."""
+    if args.base_url is not None and args.backend not in (None, "openai"):
+        return f"--base-url is for --backend openai, not --backend {args.backend}"
+    if args.backend is None:
+        args.backend = "openai" if args.base_url is not None else DEFAULT_BACKEND
+    if args.base_url is None:
+        args.base_url = DEFAULT_BASE_URL
+    return None
+
+
 def run(args: argparse.Namespace) -> GroundingOutcome:
-    """Load the image, build the engine and ground; every failure is an outcome, not a raise."""
+    """Check the prompt and load the image, then build the engine and ground (so bad input is
+    said before any model loads); every failure is an outcome, not a raise."""
     from egm_ros.core.compressed import read_image_file
     from egm_ros.core.grounder import Grounder
+    from egm_ros.core.prompts import validate_command
 
     mode = Mode.AMODAL if args.amodal else Mode.VISIBLE
     try:
+        validate_command(args.prompt)
         rgb, encoded = read_image_file(args.image)  # the file's own bytes go out
     except GroundingError as err:
         return GroundingOutcome(
@@ -173,6 +191,12 @@ def summary(outcome: GroundingOutcome) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    conflict = resolve_backend(args)
+    if conflict is not None:
+        print(f"egm-ground: error: {conflict}", file=sys.stderr)
+        return 2
+    # No tqdm bars on stderr (read by huggingface_hub and transformers at their import).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

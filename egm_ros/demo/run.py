@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = sum(Status.from_code(r.status) is Status.OK for _, r in client.results)
     print(
         f"\n{len(client.results)} results ({ok} ok) for {client.expected()} commands; "
-        f"annotated pictures in {out}",
+        f"annotated pictures in {args.out}",  # as given: out/demo by default
         flush=True,
     )
     if not finished:

@@ -38,7 +38,15 @@ def create_engine(settings: EngineSettings) -> Engine:
     model = settings.model  # "" = the backend's default (the server's, the embedded model)
     if backend in ("transformers", "vllm", "tensorrt_llm") and not model:
         raise GroundingError(Status.INVALID_INPUT, f"the {backend} backend needs a model")
+    extra = dict(settings.extra)
     try:
+        if backend in ("embedded", "transformers", "vllm", "tensorrt_llm") and model:
+            from egm_ros.engines.model_source import locate_model
+
+            located = locate_model(model)  # seconds, not minutes of hub retries when offline
+            if located != model and backend in ("embedded", "transformers"):
+                extra.setdefault("display_name", model)  # a cached snapshot keeps the name
+            model = located
         if backend == "openai":
             from egm_ros.engines.openai_engine import OpenAIEngine
 
@@ -54,7 +62,6 @@ def create_engine(settings: EngineSettings) -> Engine:
         if backend in ("embedded", "transformers"):
             from egm_ros.engines.transformers_engine import TransformersEngine
 
-            extra = dict(settings.extra)
             if backend == "embedded":
                 from egm_ros.models.embedded import EMBEDDED_NAME, embedded_model_dir
 
@@ -65,11 +72,11 @@ def create_engine(settings: EngineSettings) -> Engine:
         if backend == "vllm":
             from egm_ros.engines.vllm_engine import VLLMEngine
 
-            return VLLMEngine(model, max_pixels=settings.max_pixels, **settings.extra)
+            return VLLMEngine(model, max_pixels=settings.max_pixels, **extra)
         if backend == "tensorrt_llm":
             from egm_ros.engines.tensorrt_llm_engine import TensorRTLLMEngine
 
-            return TensorRTLLMEngine(model, max_pixels=settings.max_pixels, **settings.extra)
+            return TensorRTLLMEngine(model, max_pixels=settings.max_pixels, **extra)
     except ImportError as err:
         raise GroundingError(
             Status.ENGINE_UNAVAILABLE,

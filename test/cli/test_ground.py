@@ -310,3 +310,49 @@ def test_the_files_own_bytes_go_out_unless_it_is_resized(tmp_path: Path, fmt: st
     assert sent[0] == path.read_bytes()  # as stored: not decoded and re-encoded
     with Image.open(io.BytesIO(sent[1])) as img:  # resized: the smaller pixels as JPEG
         assert img.format == "JPEG" and img.width * img.height <= 1000
+
+
+# ---------------------------------------------------------------- issue 20, point 6
+def test_base_url_alone_means_the_openai_backend(image_file: Path) -> None:
+    # It silently used the embedded model (exit 0, status ok): the README's own GPU examples
+    # omit --backend openai.
+    assert EXE, "egm-ground is not installed in the venv"
+    reply = '</think>```json\n[{"bbox_2d": [100, 100, 500, 500], "label": "mug"}]\n```'
+    with ScriptedOpenAIServer(reply=lambda request: reply, model="egm") as server:
+        proc = subprocess.run(
+            [EXE, str(image_file), "the mug", "--base-url", server.base_url, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "ok" and out["model"] == "egm"
+    assert server.hits == 1 and "EGM-Tiny" not in proc.stderr
+
+
+def test_base_url_with_another_backend_is_refused_in_one_line(image_file: Path) -> None:
+    proc = run_cli(str(image_file), "the mug", "--backend", "embedded", "--base-url", "http://h/v1")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (
+        "egm-ground: error: --base-url is for --backend openai, not --backend embedded\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("  ", "empty command"), ("the mug\x07", "control characters"), ("mug " * 200, "too long")],
+)
+def test_the_prompt_is_checked_before_any_model_loads(
+    image_file: Path, monkeypatch, prompt: str, message: str
+) -> None:
+    # It was checked only after a 4 s model load.
+    from egm_ros.cli import ground
+
+    built: list = []
+    monkeypatch.setattr(ground, "create_engine", built.append)
+    args = ground.build_parser().parse_args([str(image_file), prompt])
+    assert ground.resolve_backend(args) is None and args.backend == "embedded"
+    outcome = ground.run(args)
+    assert outcome.status.value == "invalid_input" and message in outcome.message
+    assert built == []
