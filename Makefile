@@ -41,7 +41,7 @@ $(VENV)/.stamp-pkg: $(VENV)/.stamp-ml setup.py
 	@touch $@
 
 # 4. The msg/ and action/ interfaces, generated and installed into the venv prefix.
-$(VENV)/.stamp-interfaces: $(VENV)/.stamp-pkg $(INTERFACES) CMakeLists.txt package.xml egm_ros/__init__.py
+$(VENV)/.stamp-interfaces: $(VENV)/.stamp-pkg $(INTERFACES) CMakeLists.txt cmake/egm_ros_fix_wheel_includes.cmake package.xml egm_ros/__init__.py
 	@echo "== building egm_ros interfaces into .venv (about 30 s)"
 	@mkdir -p $(dir $(BUILD))
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(VENV) -DCMAKE_PREFIX_PATH=$(VENV) \

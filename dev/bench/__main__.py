@@ -2,7 +2,7 @@
 (``out/bench/bench.json``) and a short table.
 
 1. overhead of the node path without the model (4 resolutions, raw and compressed input) and
-   the full-frame copies one request makes;
+   the full-frame copies one request makes; the 3D step (``use_depth``) at 640x480;
 2. end to end through ROS topics with the embedded model (a ``grounding_node`` process with
    the transformers engine): p50/p95 and the split into waiting, preprocessing, inference and
    publishing; throughput and latency with 1, 2, 4, 8 commands in flight; the node's peak RSS;
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dev.bench import overhead
+from dev.bench import depth_step, overhead
 from dev.bench.report import (
     PAPER_MS,
     format_table,
@@ -302,6 +302,12 @@ def goals(report: dict[str, Any]) -> list[dict]:
                     f"full-frame copies per request, {kind}", "<= 1", max(copies), max(copies) <= 1
                 )
             )
+    depth = report["overhead"].get("depth_3d", {}) if isinstance(report["overhead"], dict) else {}
+    if depth.get("rows"):
+        worst = max(r["p50_ms"] for r in depth["rows"])
+        target = f"<= {depth['goal_p50_ms']:g} ms"
+        met = worst <= depth["goal_p50_ms"]
+        out.append(goal("3D step 640x480 (use_depth), p50, worst row", target, worst, met))
     conc = report["concurrency"]
     tp = {r["in_flight"]: r["throughput_rps"] for r in conc.get("embedded", [])}
     if tp.get(1) and tp.get(4):
@@ -343,6 +349,10 @@ def tables(report: dict[str, Any], markdown: bool = False) -> str:
     )
     if "rows" in report["overhead"]:
         parts.append("node overhead without the model\n" + overhead.table(report["overhead"], fmt))
+    if "depth_3d" in report["overhead"]:
+        parts.append(
+            "3D step (use_depth)\n" + depth_step.table(report["overhead"]["depth_3d"], fmt)
+        )
     e2e_rows = []
     for name, sec in report["end_to_end"].items():
         if "end_to_end" in sec:
@@ -454,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(f"== node overhead ({repeats} repeats per row) ...", flush=True)
     report["overhead"] = overhead.run(repeats)
+    print(f"== 3D step ({10 * repeats} repeats per row) ...", flush=True)
+    report["overhead"]["depth_3d"] = depth_step.run(10 * repeats)
     model = choose_model(args, work)
     model["parameters"] = model_parameters(model["path"])
     report["meta"]["model"] = model

@@ -175,8 +175,12 @@ def _metres(depth: DepthImage, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     else:
         raw = depth.pixels[np.ix_(rows, cols)]
     z = raw.astype(np.float32) * np.float32(depth.scale)
+    if raw.dtype.kind == "u":  # millimetres: 0 is no depth
+        none = raw == 0
+    else:
+        with np.errstate(invalid="ignore"):
+            none = ~np.isfinite(z) | (z <= 0)
     with np.errstate(invalid="ignore"):
-        none = ~np.isfinite(z) | (z <= 0)
         out = ~none & ((z < MIN_DEPTH_M) | (z > MAX_DEPTH_M))
     z[none | out] = np.nan
     lacking, outside = int(none.sum()), int(out.sum())
@@ -278,11 +282,22 @@ def target_surface(depth: DepthImage, k: Intrinsics, box: Box) -> Surface:
     low = math.floor(math.log(max(z_peak - reach, MIN_DEPTH_M) / MIN_DEPTH_M) / BIN)
     high = math.floor(math.log((z_peak + reach) / MIN_DEPTH_M) / BIN)
     mask &= (bins >= low) & (bins <= high)
-    depths = z[mask]
-    n = depths.size - 1
-    ranks = [round(0.01 * n), n // 2, round(0.99 * n)] if n >= 99 else [0, n // 2, n]
-    z_low, z_median, z_high = (float(v) for v in np.partition(depths, ranks)[ranks])
+    z_low, z_median, z_high = _quantiles(z[mask], bins[mask])
     return Surface(rows, cols, z, mask, z_low, z_median, z_high)
+
+
+def _quantiles(depths: np.ndarray, bins: np.ndarray) -> tuple[float, float, float]:
+    """The 1st percentile, median and 99th percentile of ``depths`` (all three exact), found
+    through their histogram ``bins`` so only one bin's values are sorted each."""
+    n = depths.size - 1
+    ranks = (round(0.01 * n), n // 2, round(0.99 * n)) if n >= 99 else (0, n // 2, n)
+    below = np.concatenate(([0], np.cumsum(np.bincount(bins))))
+    values = []
+    for rank in ranks:
+        b = int(np.searchsorted(below, rank, side="right")) - 1
+        in_bin = depths[bins == b]
+        values.append(float(np.partition(in_bin, rank - below[b])[rank - below[b]]))
+    return values[0], values[1], values[2]
 
 
 # --------------------------------------------------------------------------- the 3D boxes

@@ -22,9 +22,11 @@ from std_msgs.msg import UInt32
 from egm_ros.core.annotate import draw_result, save_png
 from egm_ros.core.geometry import center_size_to_box, iou, scale_box
 from egm_ros.core.images import image_to_rgb
-from egm_ros.core.types import Box, GroundedObject, Status
+from egm_ros.core.types import Box, Box3D, GroundedObject, Status
 from egm_ros.data.expressions import make_samples
+from egm_ros.data.scene_depth import scene_depth
 from egm_ros.data.scenes import generate_scene
+from egm_ros.demo.errors3d import Error3D, Scores3D, box3d_from_msg
 from egm_ros.msg import GroundingCommand, GroundingResult
 
 
@@ -37,6 +39,7 @@ class _Asked:
     truth_amodal: Box
     frame: Image
     sent_at: float
+    truth_3d: tuple[Box3D, Box3D] | None = None  # visible, amodal (with --depth)
 
 
 def _box(msg) -> Box | None:
@@ -53,12 +56,15 @@ class DemoClient(Node):
         seed: int = 0,
         scenes: int = 3,
         scene_size: int = 224,
+        depth: bool = False,
         **kwargs,
     ) -> None:
         super().__init__("demo_client", **kwargs)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.seed, self.scenes, self.scene_size = seed, scenes, scene_size
+        self.depth = depth
+        self.scores_3d = Scores3D([], [], [])
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self._command_pub = self.create_publisher(GroundingCommand, "grounding_command", reliable)
         self.create_subscription(GroundingResult, "result", self._on_result, reliable)
@@ -84,6 +90,7 @@ class DemoClient(Node):
             return
         self._asked_scenes.add(scene)
         truth = generate_scene(self.seed + scene, size=self.scene_size)
+        truth_3d = scene_depth(truth) if self.depth else None
         rng = np.random.default_rng(1000 + scene)
         # One visible and one amodal command per scene; the amodal one prefers a partly hidden
         # target, whose full box differs from its visible one.
@@ -102,6 +109,7 @@ class DemoClient(Node):
                     target.amodal,
                     msg,
                     time.monotonic(),
+                    truth_3d and (truth_3d.visible[sample.target], truth_3d.amodal[sample.target]),
                 )
             mode = GroundingCommand.MODE_AMODAL if amodal else GroundingCommand.MODE_VISIBLE
             self._command_pub.publish(
@@ -153,6 +161,8 @@ class DemoClient(Node):
         if status.is_error:
             line += f" ({result.status_message})"
         print(line, flush=True)
+        if asked.truth_3d is not None and status is Status.OK:
+            print(f"      {self._score_3d(asked, result, objects)}", flush=True)
         frame = asked.frame
         rgb = image_to_rgb(frame.encoding, frame.width, frame.height, frame.step, frame.data)
         scale = max(1, 448 // max(rgb.shape[:2]))  # small frames are drawn enlarged
@@ -174,6 +184,26 @@ class DemoClient(Node):
         save_png(drawn, self.out_dir / name)
         if len(self.results) >= self.expected():
             self.done.set()
+
+    def _score_3d(self, asked: _Asked, result: GroundingResult, objects: list) -> str:
+        """The first object's 3D errors against the truth (kept for the summary), as a line."""
+        assert asked.truth_3d is not None
+        obj, found = result.objects[0], objects[0]
+        if not obj.has_3d:
+            reason = result.status_message.partition("no 3D: ")[2] or "has_3d false"
+            self.scores_3d.without.append(reason)
+            return f"3D: none ({reason})"
+        truth = asked.truth_amodal if asked.amodal else asked.truth_visible
+        box = found.amodal if asked.amodal else found.visible
+        overlap = iou(box, truth) if box is not None else 0.0
+        visible = Error3D.of(box3d_from_msg(obj.visible_3d), asked.truth_3d[0])
+        self.scores_3d.visible.append((visible, overlap))
+        line = f"3D visible: {visible.text()}"
+        if obj.amodal_predicted:
+            amodal = Error3D.of(box3d_from_msg(obj.amodal_3d), asked.truth_3d[1])
+            self.scores_3d.amodal.append((amodal, overlap))
+            line += f"; 3D amodal: {amodal.text()}"
+        return line
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="embedded")
     p.add_argument("--model", default="")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole demo")
+    p.add_argument(
+        "--depth",
+        action="store_true",
+        help="the camera publishes depth, the node lifts each answer to 3D (use_depth), and each "
+        "result's 3D error against the scene's ground truth is printed",
+    )
     return p
 
 
@@ -49,11 +55,13 @@ def _grounding_node(args: argparse.Namespace) -> GroundingNode:
             Parameter("frame_stamp_tolerance", value=0.0),
             Parameter("queue_size", value=16),
             Parameter("max_new_tokens", value=256),
+            Parameter("use_depth", value=args.depth),
+            Parameter("depth_stamp_tolerance", value=0.0),  # the camera stamps both alike
         ]
     )
 
 
-def _camera(seed: int, size: int) -> SimCamera:
+def _camera(seed: int, size: int, depth: bool) -> SimCamera:
     return SimCamera(
         parameter_overrides=[
             Parameter("rate", value=5.0),
@@ -61,6 +69,7 @@ def _camera(seed: int, size: int) -> SimCamera:
             Parameter("height", value=size),
             Parameter("seed", value=seed),
             Parameter("scene_period", value=3.0),
+            Parameter("publish_depth", value=depth),
         ]
     )
 
@@ -87,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"model loaded in {time.monotonic() - t0:.1f} s: {grounder.engine.model_name}", flush=True
     )
-    camera = _camera(args.seed, size)
-    client = DemoClient(out, seed=args.seed, scenes=args.scenes, scene_size=size)
+    camera = _camera(args.seed, size, args.depth)
+    client = DemoClient(out, seed=args.seed, scenes=args.scenes, scene_size=size, depth=args.depth)
     executor = MultiThreadedExecutor(num_threads=4)
     for node in (grounder, camera, client):
         executor.add_node(node)
@@ -106,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"annotated pictures in {args.out}",  # as given: out/demo by default
         flush=True,
     )
+    if args.depth:
+        print(client.scores_3d.summary(), flush=True)
     if not finished:
         print("egm-demo: error: not every command was answered in time", file=sys.stderr)
         return 1

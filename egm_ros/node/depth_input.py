@@ -4,7 +4,9 @@ the colour frame's (within ``depth_stamp_tolerance``), checked against the colou
 lifted by :mod:`egm_ros.core.depth`.
 
 Bad depth never gives a wrong box and never changes the 2D answer: an object without 3D keeps
-``has_3d`` false and the reason is added to the result's status message.
+``has_3d`` false and the reason is added to the result's status message. That the depth is
+aligned to the colour image is the camera driver's part: its size must be the colour image's;
+its frame_id is not compared (drivers name an aligned depth's frame in their own ways).
 """
 
 from __future__ import annotations
@@ -73,12 +75,6 @@ class DepthInput:
         msg, info = frame.message, self.info
         if info is None:
             raise DepthError("no depth camera_info received")
-        colour_frame, depth_frame = colour_header.frame_id, msg.header.frame_id
-        if colour_frame and depth_frame and colour_frame != depth_frame:
-            raise DepthError(
-                f"depth frame_id {depth_frame!r} is not the colour image's {colour_frame!r}: "
-                "the depth must be aligned to the colour image"
-            )
         depth = decode_depth_msg(msg)
         check_alignment(depth.size, colour_size, (int(info.width), int(info.height)))
         return depth, Intrinsics.from_k(info.k)

@@ -1,6 +1,7 @@
 """`egm-demo` (what `make demo` runs) end to end on the embedded default: simulated camera ->
 grounding node with EGM-Tiny -> scripted client; every command gets a result and an annotated
-picture, and the results are real answers (status ok with boxes inside the frame)."""
+picture, and the results are real answers (status ok with boxes inside the frame). Run with
+--depth: the camera's depth goes through the node's 3D step and each result is scored in 3D."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.ml, pytest.mark.ros, pytest.mark.slow]
 def test_demo_answers_every_command_and_writes_pictures(tmp_path: Path) -> None:
     exe = shutil.which("egm-demo", path=str(Path(sys.executable).parent))
     proc = subprocess.run(
-        [exe, "--scenes", "1", "--timeout", "240"],
+        [exe, "--scenes", "1", "--timeout", "240", "--depth"],
         cwd=tmp_path,  # pictures go to out/demo there, as `make demo` writes them
         capture_output=True,
         text=True,
@@ -30,3 +31,7 @@ def test_demo_answers_every_command_and_writes_pictures(tmp_path: Path) -> None:
     pictures = sorted(p.name for p in out.glob("*.png"))
     assert len(pictures) == 2
     assert any("_visible_" in p for p in pictures) and any("_amodal_" in p for p in pictures)
+    scored = [line for line in proc.stdout.splitlines() if line.startswith("      3D")]
+    assert len(scored) == 2, proc.stdout[-3000:]  # one 3D line under each result
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("3D: ")]
+    assert len(summary) == 1 and "results with 3D" in summary[0], proc.stdout[-3000:]

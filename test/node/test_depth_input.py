@@ -149,11 +149,6 @@ BAD = {
         camera_info(320, 240),
         "depth image is 320x240 but the colour image is 640x480",
     ),
-    "another frame": (
-        [depth_image(depth_scene(), stamp(10), frame_id="depth_optical")],
-        camera_info(),
-        "depth frame_id 'depth_optical' is not the colour image's 'camera'",
-    ),
 }
 
 

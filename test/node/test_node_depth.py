@@ -5,39 +5,27 @@ is on, and its results carry 3D boxes; with use_depth off nothing changes. Witho
 
 from __future__ import annotations
 
-import json
 import time
 
-import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from depth_frames import camera_info, depth_image  # noqa: E402
+from depth_frames import FX, H, W, ask_with_depth, box_reply  # noqa: E402
 from node_harness import Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from egm_ros.msg import GroundingCommand, GroundingResult  # noqa: E402
 from egm_ros.node.grounding_node import GroundingNode  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-W, H, FX = 640, 480, 525.0
-
-
-def reply(request: dict) -> str:
-    amodal = "amodal" in json.dumps(request["messages"][0]["content"])
-    box = [100, 200, 300, 600] if amodal else [100, 200, 300, 400]
-    return f'The mug.</think>\n```json\n[{{"bbox_2d": {box}, "label": "mug"}}]\n```'
-
 
 @pytest.fixture
 def server():
-    with ScriptedOpenAIServer(reply=reply, model="EGM-test") as srv:
+    with ScriptedOpenAIServer(reply=box_reply, model="EGM-test") as srv:
         yield srv
 
 
@@ -63,35 +51,9 @@ def grounding_node(harness, server, namespace: str = "/cam", remaps=(), **params
     return harness.add(node)
 
 
-def depth_scene() -> np.ndarray:
-    z = np.full((H, W), 2.0)
-    z[96:192, 64:192] = 0.8  # the target, filling the scripted visible box
-    return z
-
-
-def ask(harness, depth_topic: str = "/cam/depth/image_raw") -> GroundingResult:
-    probe = harness.probe("/cam")
-    depth_pub = probe.node.create_publisher(Image, depth_topic, qos_profile_sensor_data)
-    info_pub = probe.node.create_publisher(
-        CameraInfo, "/cam/depth/camera_info", qos_profile_sensor_data
-    )
-    wait_for(probe.connected)
-    wait_for(lambda: depth_pub.get_subscription_count() > 0)
-    at = Time(sec=20, nanosec=5)
-    info_pub.publish(camera_info(W, H, FX))
-    depth_pub.publish(depth_image(depth_scene(), at))
-    probe.image_pub.publish(make_image(W, H, at))
-    time.sleep(0.3)  # best-effort frames before the command
-    probe.gcommand_pub.publish(
-        GroundingCommand(prompt="the mug", mode=GroundingCommand.MODE_AMODAL, frame_stamp=at)
-    )
-    (result,) = probe.wait_results(1)
-    return result
-
-
 def test_use_depth_subscribes_to_depth_and_gives_3d(server, harness, capfd) -> None:
     node = grounding_node(harness, server, use_depth=True)
-    result = ask(harness)
+    result = ask_with_depth(harness)
     assert result.status == GroundingResult.STATUS_OK and result.status_message == "ok"
     (obj,) = result.objects
     assert obj.has_3d and obj.amodal_predicted
@@ -111,7 +73,7 @@ def test_use_depth_subscribes_to_depth_and_gives_3d(server, harness, capfd) -> N
 
 def test_depth_topics_are_remappable(server, harness) -> None:
     grounding_node(harness, server, remaps=["depth/image_raw:=/aligned/depth"], use_depth=True)
-    result = ask(harness, depth_topic="/aligned/depth")
+    result = ask_with_depth(harness, depth_topic="/aligned/depth")
     assert result.objects[0].has_3d
 
 

@@ -85,3 +85,70 @@ def test_a_new_scene_is_logged_at_debug_only(capfd) -> None:
         harness.close()
     assert "scene " not in quiet
     assert [line for line in debug.splitlines() if "DEBUG" in line and "]: scene " in line]
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_publishes_depth_aligned_to_the_unchanged_colour_frames(encoding: str) -> None:
+    from egm_ros.core.depth import decode_depth
+    from egm_ros.data.scene_depth import scene_depth
+
+    harness = Harness()
+    try:
+        camera = SimCamera(
+            context=harness.context,
+            namespace="/sim3d",
+            parameter_overrides=[
+                Parameter("rate", value=20.0),
+                Parameter("seed", value=5),
+                Parameter("width", value=320),
+                Parameter("height", value=240),
+                Parameter("depth_encoding", value=encoding),
+            ],
+        )
+        harness.add(camera)
+        probe = harness.probe("/sim3d")
+        got: dict[str, list] = {"image_raw": [], "depth/image_raw": [], "depth/camera_info": []}
+        for topic, kind in (
+            ("image_raw", Image),
+            ("depth/image_raw", Image),
+            ("depth/camera_info", CameraInfo),
+        ):
+            probe.node.create_subscription(
+                kind, f"/sim3d/{topic}", got[topic].append, qos_profile_sensor_data
+            )
+        wait_for(lambda: all(len(v) >= 3 for v in got.values()), 10)
+    finally:
+        harness.close()
+    colour = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in got["image_raw"]}
+    depth = got["depth/image_raw"][-1]
+    assert (depth.header.stamp.sec, depth.header.stamp.nanosec) in colour
+    assert depth.header.frame_id == "sim_camera_optical"
+    assert (depth.width, depth.height, depth.encoding) == (320, 240, encoding)
+    info = got["depth/camera_info"][-1]
+    assert (info.width, info.height) == (320, 240) and info.k[0] > 0
+    scene = generate_scene(5, width=320, height=240)
+    want = scene_depth(scene).depth
+    pixels = decode_depth(depth.encoding, 320, 240, depth.step, depth.data)
+    metres = pixels.pixels.astype(np.float64) * pixels.scale
+    assert np.allclose(metres, want, atol=0.0006)  # millimetres, or metres as float32
+    rgb = got["image_raw"][-1]
+    assert np.array_equal(
+        image_to_rgb(rgb.encoding, rgb.width, rgb.height, rgb.step, rgb.data), scene.image
+    )
+
+
+def test_publish_depth_off_publishes_no_depth() -> None:
+    harness = Harness()
+    try:
+        camera = SimCamera(
+            context=harness.context,
+            namespace="/flat",
+            parameter_overrides=[Parameter("publish_depth", value=False)],
+        )
+        harness.add(camera)
+        topics = {
+            name for name, _ in camera.get_publisher_names_and_types_by_node("sim_camera", "/flat")
+        }
+    finally:
+        harness.close()
+    assert "/flat/image_raw" in topics and not any("depth" in t for t in topics)

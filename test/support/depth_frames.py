@@ -1,7 +1,11 @@
-"""Depth messages for tests: an Image in a REP 118 encoding (or a wrong one) from metres, and
-a pinhole CameraInfo."""
+"""Depth messages for tests: an Image in a REP 118 encoding (or a wrong one) from metres, a
+pinhole CameraInfo, and a command sent to a node with use_depth (scripted server answer, scene,
+frames)."""
 
 from __future__ import annotations
+
+import json
+import time
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -32,3 +36,51 @@ def camera_info(width: int, height: int, fx: float, frame_id: str = "camera") ->
     info.header.frame_id = frame_id
     info.k = [fx, 0.0, (width - 1) / 2, 0.0, fx, (height - 1) / 2, 0.0, 0.0, 1.0]
     return info
+
+
+# --------------------------------------------------------------------------- a node with depth
+W, H, FX = 640, 480, 525.0
+#: The scripted model's boxes (Qwen3-VL 0..1000): pixels (64, 96)-(192, 192) visible, down to
+#: 288 amodal, in a 640 x 480 frame.
+VISIBLE, AMODAL = [100, 200, 300, 400], [100, 200, 300, 600]
+
+
+def box_reply(request: dict) -> str:
+    """The scripted OpenAI-compatible server's answer: VISIBLE, or AMODAL to amodal queries."""
+    amodal = "amodal" in json.dumps(request["messages"][0]["content"])
+    box = AMODAL if amodal else VISIBLE
+    return f'The mug.</think>\n```json\n[{{"bbox_2d": {box}, "label": "mug"}}]\n```'
+
+
+def target_scene() -> np.ndarray:
+    """A wall at 2 m and the target, a patch at 0.8 m filling the visible box."""
+    z = np.full((H, W), 2.0)
+    z[96:192, 64:192] = 0.8
+    return z
+
+
+def ask_with_depth(harness, depth_topic: str = "/cam/depth/image_raw"):
+    """Colour frame, matching depth frame and depth camera_info into /cam, then an amodal
+    command pinned to that frame; its one result."""
+    from node_harness import make_image, wait_for
+    from rclpy.qos import qos_profile_sensor_data
+
+    from egm_ros.msg import GroundingCommand
+
+    probe = harness.probe("/cam")
+    depth_pub = probe.node.create_publisher(Image, depth_topic, qos_profile_sensor_data)
+    info_pub = probe.node.create_publisher(
+        CameraInfo, "/cam/depth/camera_info", qos_profile_sensor_data
+    )
+    wait_for(probe.connected)
+    wait_for(lambda: depth_pub.get_subscription_count() > 0)
+    at = Time(sec=20, nanosec=5)
+    info_pub.publish(camera_info(W, H, FX))
+    depth_pub.publish(depth_image(target_scene(), at))
+    probe.image_pub.publish(make_image(W, H, at))
+    time.sleep(0.3)  # best-effort frames before the command
+    probe.gcommand_pub.publish(
+        GroundingCommand(prompt="the mug", mode=GroundingCommand.MODE_AMODAL, frame_stamp=at)
+    )
+    (result,) = probe.wait_results(1)
+    return result
