@@ -22,7 +22,7 @@ from egm_ros.core.depth import (
 )
 from egm_ros.core.types import GroundingOutcome, Status
 from egm_ros.node.conversions import decode_depth_msg, stamp_to_ns
-from egm_ros.node.frame_buffer import FrameBuffer, FrameChoiceError
+from egm_ros.node.frame_buffer import Frame, FrameBuffer, FrameChoiceError
 
 
 class DepthInput:
@@ -39,19 +39,28 @@ class DepthInput:
     def set_info(self, msg: Any) -> None:
         self.info = msg
 
+    def match(self, stamp_ns: int, tolerance: float) -> Frame | None:
+        """The buffered depth frame closest to ``stamp_ns`` within ``tolerance``, if any."""
+        try:
+            return self.frames.closest(stamp_ns, tolerance)
+        except FrameChoiceError:
+            return None
+
     def lift(
         self,
         outcome: GroundingOutcome,
         colour_header: Any,
         colour_size: tuple[int, int],
         tolerance: float,
+        matched: Frame | None = None,
     ) -> None:
-        """Give the objects of an answered outcome their 3D boxes; where the depth cannot,
-        say why in ``outcome.message`` (its status stays)."""
+        """Give the objects of an answered outcome their 3D boxes (from ``matched``, the depth
+        frame matched when the command came, or one matched now); where the depth cannot, say
+        why in ``outcome.message`` (its status stays)."""
         if outcome.status is not Status.OK or not outcome.objects:
             return
         try:
-            depth, k = self._depth_for(colour_header, colour_size, tolerance)
+            depth, k = self._depth_for(colour_header, colour_size, tolerance, matched)
         except DepthError as err:
             reasons = [str(err)]
         else:
@@ -62,16 +71,21 @@ class DepthInput:
             )
 
     def _depth_for(
-        self, colour_header: Any, colour_size: tuple[int, int], tolerance: float
+        self,
+        colour_header: Any,
+        colour_size: tuple[int, int],
+        tolerance: float,
+        frame: Frame | None,
     ) -> tuple[DepthImage, Intrinsics]:
         """The depth frame matched to the colour frame, decoded and checked, and the
         intrinsics to back-project it with (raises DepthError)."""
-        try:
-            frame = self.frames.closest(stamp_to_ns(colour_header.stamp), tolerance)
-        except FrameChoiceError as err:
-            raise DepthError(
-                f"no depth frame for the colour frame's stamp ({err}; depth_stamp_tolerance)"
-            ) from None
+        if frame is None:
+            try:
+                frame = self.frames.closest(stamp_to_ns(colour_header.stamp), tolerance)
+            except FrameChoiceError as err:
+                raise DepthError(
+                    f"no depth frame for the colour frame's stamp ({err}; depth_stamp_tolerance)"
+                ) from None
         msg, info = frame.message, self.info
         if info is None:
             raise DepthError("no depth camera_info received")

@@ -64,6 +64,7 @@ class Request:
     reply: Reply
     frame: Frame | None = None
     frame_error: str = ""
+    depth_frame: Frame | None = None  # use_depth: the depth frame matched at intake, if any
     on_progress: Progress | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -163,6 +164,12 @@ class RequestPath:
             self._reply_now(request, Status.INVALID_INPUT, str(err))
             return
         request.frame, request.frame_error = self._choose_frame(request.received, stamp_ns, image)
+        depth = self.depth
+        if depth is not None and request.frame is not None:
+            # Matched now, while the frame is buffered (a command may wait longer than the
+            # buffer keeps frames); the lift tries again if it has not arrived yet.
+            tolerance = self.settings.depth_stamp_tolerance
+            request.depth_frame = depth.match(request.frame.stamp_ns, tolerance)
         queue = self.queue
         if queue is None or not queue.submit(request):
             waiting = queue.depth if queue is not None else 0
@@ -227,7 +234,7 @@ class RequestPath:
             lifting = time.monotonic()
             header = request.frame.message.header
             tolerance = self.settings.depth_stamp_tolerance
-            depth.lift(outcome, header, decoded.source_size, tolerance)
+            depth.lift(outcome, header, decoded.source_size, tolerance, request.depth_frame)
             outcome.latency.total_ms += (time.monotonic() - lifting) * 1000.0
         self._finish(request, outcome, decoded)
 

@@ -4,6 +4,8 @@ the reason in status_message. Driven without an executor, like test_request_path
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -48,10 +50,10 @@ def camera_info(width: int = W, height: int = H, fx: float = FX) -> CameraInfo:
 
 
 class DepthPath:
-    """A started path with a depth input, and what came out of it."""
+    """A started path with a depth input (frames kept ``seconds``), and what came out of it."""
 
-    def __init__(self, tolerance: float = 0.05) -> None:
-        engine = ScriptedEngine(visible=answer(VISIBLE), amodal=answer(AMODAL))
+    def __init__(self, tolerance: float = 0.05, seconds: float = 60.0) -> None:
+        self.engine = ScriptedEngine(visible=answer(VISIBLE), amodal=answer(AMODAL))
         self.results: list[GroundingResult] = []
         self.path = RequestPath(
             "cam",
@@ -60,12 +62,15 @@ class DepthPath:
             now=lambda: Time(sec=99),
             warn=lambda message: None,
         )
-        self.path.depth = DepthInput(60.0)
-        self.path.start(Grounder(engine, GrounderConfig(family=Family.QWEN3_VL)), 1)
+        self.path.depth = DepthInput(seconds)
+        self.path.start(Grounder(self.engine, GrounderConfig(family=Family.QWEN3_VL)), 1)
 
-    def ask(self, mode: int = GroundingCommand.MODE_VISIBLE) -> GroundingResult:
+    def submit(self, mode: int = GroundingCommand.MODE_VISIBLE) -> None:
         self.path.add_frame(make_image(W, H, stamp(10)))
         self.path.submit("the mug", self.results.append, mode_code=mode)
+
+    def ask(self, mode: int = GroundingCommand.MODE_VISIBLE) -> GroundingResult:
+        self.submit(mode)
         wait_for(lambda: len(self.results) == 1, 20)
         return self.results.pop()
 
@@ -80,6 +85,7 @@ def made():
 
     yield make
     for p in paths:
+        p.engine.gate.set()
         p.path.stop()
 
 
@@ -111,6 +117,36 @@ def test_a_depth_frame_within_the_tolerance_is_matched(made) -> None:
     p.path.depth.add_frame(depth_image(np.full((H, W), 3.0), stamp(9, 800_000_000)))
     (obj,) = p.ask().objects
     assert obj.has_3d and obj.visible_3d.center.position.z == pytest.approx(0.8, abs=0.002)
+
+
+def test_a_command_answered_after_its_depth_frame_left_the_buffer_keeps_it(made) -> None:
+    # Matched when the command came: a slow answer (here the engine is held) must not lose
+    # the depth frame to the buffer's time span.
+    p = made(seconds=0.3)
+    p.path.depth.set_info(camera_info())
+    p.path.depth.add_frame(depth_image(depth_scene(), stamp(10)))
+    p.engine.gate.clear()
+    p.submit()
+    assert p.engine.started.acquire(timeout=10)
+    time.sleep(0.5)
+    p.path.depth.add_frame(depth_image(depth_scene(), stamp(60)))  # prunes the old one
+    assert len(p.path.depth.frames) == 1
+    p.engine.gate.set()
+    wait_for(lambda: len(p.results) == 1, 20)
+    assert p.results[0].objects[0].has_3d, p.results[0].status_message
+
+
+def test_a_depth_frame_arriving_after_the_command_is_used(made) -> None:
+    # Depth often comes a little after its colour frame: matched again after the answer.
+    p = made()
+    p.engine.gate.clear()
+    p.submit()
+    assert p.engine.started.acquire(timeout=10)
+    p.path.depth.set_info(camera_info())
+    p.path.depth.add_frame(depth_image(depth_scene(), stamp(10, 20_000_000)))
+    p.engine.gate.set()
+    wait_for(lambda: len(p.results) == 1, 20)
+    assert p.results[0].objects[0].has_3d, p.results[0].status_message
 
 
 def _zeros() -> np.ndarray:
