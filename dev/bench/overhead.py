@@ -1,8 +1,10 @@
-"""Per-request overhead of the node path without the model: ROS image message -> RGB (a JPEG
-over max_pixels decoded at a reduced scale, as the node does) -> resize (max_pixels) -> encode
-for the engine (JPEG data URL, as sent to vLLM / trtllm-serve) -> parse the answer ->
-GroundingResult message. Prints p50/p95 ms per resolution and input kind, the share of the EGM
-paper's 737 ms per request, and how many full-frame buffers one request makes.
+"""Per-request overhead of the node path without the model, with the OpenAI engine (a server
+such as vLLM or trtllm-serve): ROS image message -> RGB (a JPEG over max_pixels decoded at a
+reduced scale; a JPEG within it not decoded at all, its bytes go to the server) -> resize
+(max_pixels) -> encode for the engine (data URL: the frame's own bytes, or JPEG from the
+pixels) -> parse the answer -> GroundingResult message. Prints p50/p95 ms per resolution and
+input kind, the share of the EGM paper's 737 ms per request, and how many full-frame buffers
+one request makes. Needs rclpy and the built interfaces (the node's own conversions run).
 
 Run: ``.venv/bin/python -m dev.bench.overhead [--repeats N] [--json out.json]`` (``make bench``
 runs it as part of ``python -m dev.bench``).
@@ -24,10 +26,9 @@ from PIL import Image as PILImage
 
 from dev.bench.report import PAPER_MS, format_table
 from dev.stats import percentile
-from egm_ros.core.compressed import DecodedImage, decode_compressed
 from egm_ros.core.families import Family, model_input_size
-from egm_ros.core.grounder import DEFAULT_MAX_PIXELS
-from egm_ros.core.images import data_url, image_to_rgb, limit_pixels
+from egm_ros.core.grounder import DEFAULT_MAX_PIXELS, Grounder, GrounderConfig, PreparedImage
+from egm_ros.core.images import data_url
 from egm_ros.core.parsing import parse_answer
 from egm_ros.core.types import GroundedObject, GroundingOutcome, Mode, Status
 
@@ -77,24 +78,28 @@ def timed_wall_and_cpu(fn: Callable[[], object], repeats: int) -> tuple[np.ndarr
 @dataclass
 class NodePath:
     """One request's work around the engine, as the node does it, split into stages so the
-    copy counter can look at each: decode, resize, encode (for the OpenAI engine), result."""
+    copy counter can look at each: decode (the node's ``frame_input``: a compressed frame whose
+    own bytes go to the server stays undecoded), resize (the grounder's ``prepare``), encode
+    (the OpenAI engine's data URL: the frame's bytes or JPEG from pixels), result."""
 
-    decode: Callable[[], DecodedImage]
+    decode: Callable[[], Any]  # -> FrameInput (decoded or None, encoded, source_size)
     to_msg: ToMsg
+    grounder: Grounder
 
-    def resize(self, decoded: DecodedImage) -> np.ndarray:
-        return limit_pixels(decoded.rgb, DEFAULT_MAX_PIXELS)
+    def resize(self, frame: Any) -> PreparedImage:
+        rgb = frame.decoded.rgb if frame.decoded is not None else None
+        return self.grounder.prepare(rgb, frame.encoded, frame.source_size)
 
-    def encode(self, sent: np.ndarray) -> str:
-        return data_url(sent, 90)
+    def encode(self, sent: PreparedImage) -> str:
+        return data_url(sent.image, 90, sent.encoded)
 
-    def result(self, decoded: DecodedImage, sent: np.ndarray) -> object:
-        w, h = decoded.source_size  # boxes in the frame's pixels, also after a reduced decode
+    def result(self, frame: Any, sent: PreparedImage) -> object:
+        w, h = sent.source_size  # boxes in the frame's pixels, also after a reduced decode
         parsed = parse_answer(
             ANSWER,
             Family.QWEN3_VL,
             (w, h),
-            model_input_size=model_input_size(Family.QWEN3_VL, sent.shape[1], sent.shape[0]),
+            model_input_size=model_input_size(Family.QWEN3_VL, *sent.size),
         )
         outcome = GroundingOutcome(
             status=Status.OK,
@@ -106,31 +111,27 @@ class NodePath:
         return self.to_msg(outcome, w, h)
 
     def run(self) -> object:
-        decoded = self.decode()
-        sent = self.resize(decoded)
+        frame = self.decode()
+        sent = self.resize(frame)
         self.encode(sent)
-        return self.result(decoded, sent)
+        return self.result(frame, sent)
 
 
-def _field_decoder(kind: str, fields: dict) -> Callable[[], DecodedImage]:
-    if kind == "raw":
-        size = (fields["width"], fields["height"])
-        return lambda: DecodedImage(
-            image_to_rgb(fields["encoding"], *size, fields["step"], fields["data"]),
-            size,
-        )
-    return lambda: decode_compressed("jpeg", fields["data"], DEFAULT_MAX_PIXELS)
+def server_grounder(max_pixels: int) -> Grounder:
+    """The grounder of a node with the OpenAI engine (never called here: only its settings and
+    the engine's kind matter to the path)."""
+    from egm_ros.engines.openai_engine import OpenAIEngine
+
+    engine = OpenAIEngine("http://127.0.0.1:9/v1", "bench")
+    return Grounder(engine, GrounderConfig(family=Family.QWEN3_VL, max_pixels=max_pixels))
 
 
-def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes) -> Callable[[], DecodedImage] | None:
-    """The node's own conversion (``decode_image_msg``) on real sensor_msgs messages, when
-    rclpy and the interfaces are importable."""
-    try:
-        from sensor_msgs.msg import CompressedImage, Image
+def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes, grounder: Grounder) -> Callable:
+    """The node's own conversion (``frame_input``) on a real sensor_msgs message."""
+    from sensor_msgs.msg import CompressedImage, Image
 
-        from egm_ros.node.conversions import decode_image_msg
-    except ImportError:
-        return None
+    from egm_ros.node.conversions import frame_input
+
     h, w = rgb.shape[:2]
     if kind == "raw":
         msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
@@ -138,7 +139,7 @@ def _message_decoder(kind: str, rgb: np.ndarray, jpeg: bytes) -> Callable[[], De
     else:
         msg = CompressedImage(format="jpeg")
         msg.data = jpeg
-    return lambda: decode_image_msg(msg, DEFAULT_MAX_PIXELS)
+    return lambda: frame_input(msg, grounder)
 
 
 def count_full_frame_copies(path: NodePath, frame_bytes: int) -> dict[str, int]:
@@ -176,14 +177,22 @@ def count_full_frame_copies(path: NodePath, frame_bytes: int) -> dict[str, int]:
 
 
 def result_converter() -> tuple[str, ToMsg]:
-    try:
-        from std_msgs.msg import Header
+    from std_msgs.msg import Header
 
-        from egm_ros.node.conversions import outcome_to_msg
-    except ImportError:
-        return "json (rclpy not available)", lambda o, w, h: json.dumps(o.to_json_dict())
+    from egm_ros.node.conversions import outcome_to_msg
+
     header = Header(frame_id="camera")
     return "GroundingResult", lambda o, w, h: outcome_to_msg(o, header, "bench", (w, h))
+
+
+#: Input kinds of the rows: (name, message kind, the node's max_pixels).
+INPUTS = (
+    ("raw", "raw", DEFAULT_MAX_PIXELS),
+    ("compressed", "compressed", DEFAULT_MAX_PIXELS),
+    # max_pixels 0: the node never resizes, so every JPEG goes to the server as it is and the
+    # server's processor bounds the pixels
+    ("compressed, max_pixels 0", "compressed", 0),
+)
 
 
 def run(repeats: int, resolutions: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
@@ -195,26 +204,17 @@ def run(repeats: int, resolutions: dict[str, tuple[int, int]] | None = None) -> 
         buf = io.BytesIO()
         PILImage.fromarray(rgb).save(buf, format="JPEG", quality=90)
         jpeg = buf.getvalue()
-        fields = {
-            "raw": {
-                "encoding": "rgb8",
-                "width": w,
-                "height": h,
-                "step": w * 3,
-                "data": rgb.tobytes(),
-            },
-            "compressed": {"data": jpeg},
-        }
-        for kind in ("raw", "compressed"):
-            decode = _message_decoder(kind, rgb, jpeg) or _field_decoder(kind, fields[kind])
-            path = NodePath(decode, to_msg)
+        for label, kind, max_pixels in INPUTS:
+            grounder = server_grounder(max_pixels)
+            path = NodePath(_message_decoder(kind, rgb, jpeg, grounder), to_msg, grounder)
             samples, cpu = timed_wall_and_cpu(path.run, repeats)
             copies = count_full_frame_copies(path, w * h * 3)
+            grounder.engine.close()
             p50, p95 = (percentile(list(samples), q) for q in (50, 95))
             rows.append(
                 {
                     "resolution": name,
-                    "input": kind,
+                    "input": label,
                     "p50_ms": round(float(p50), 2),
                     "p95_ms": round(float(p95), 2),
                     "share_of_737ms_pct": round(100 * float(p50) / PAPER_MS, 3),

@@ -24,6 +24,9 @@ from egm_ros.core.types import GroundingError
 MAX_DECODED_PIXELS = 8192 * 8192
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
+#: How a whole file ends: JPEG's EOI marker, PNG's IEND chunk with its CRC.
+_JPEG_END = b"\xff\xd9"
+_PNG_END = b"IEND\xaeB`\x82"
 #: Pixel modes a server decodes as we do (16-bit and float images we stretch, it would not).
 _PLAIN_MODES = ("RGB", "L", "P", "RGBA", "LA", "CMYK", "YCbCr")
 _EXIF_ORIENTATION = 0x0112
@@ -158,22 +161,27 @@ def read_image_file(path: str | Path) -> tuple[np.ndarray, EncodedImage | None]:
 
 def encoded_as_is(data) -> EncodedImage | None:
     """JPEG or PNG bytes that a server may be sent unchanged, as the EGM authors send their
-    files. None for anything else, for 16-bit or float pixels (decoded differently here and
-    there), and for an EXIF orientation: vLLM turns such images upright, and the boxes are
-    measured in the pixels as stored."""
+    files, with their size from the header. None for anything else, for 16-bit or float pixels
+    (decoded differently here and there), for an EXIF orientation (vLLM turns such images
+    upright, and the boxes are measured in the pixels as stored), for a file that does not end
+    as its format ends (cut off in transit: decoding it here reports that) and for a size over
+    :data:`MAX_DECODED_PIXELS`."""
     raw = data if isinstance(data, bytes) else _buffer(data).tobytes()
     if raw.startswith(_JPEG_SIGNATURE):
-        mime = "image/jpeg"
+        mime, end = "image/jpeg", _JPEG_END
     elif raw.startswith(_PNG_SIGNATURE):
-        mime = "image/png"
+        mime, end = "image/png", _PNG_END
     else:
+        return None
+    if not raw[-64:].rstrip(b"\0").endswith(end):  # the tail only: no copy of a 4K frame
         return None
     try:
         with Image.open(io.BytesIO(raw)) as img:  # the header only
-            if img.mode not in _PLAIN_MODES:
+            if img.mode not in _PLAIN_MODES or img.width * img.height > MAX_DECODED_PIXELS:
                 return None
             if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
                 return None
+            size = img.size
     except Exception:  # noqa: BLE001 - not decodable: the decoder reports it
         return None
-    return EncodedImage(raw, mime)
+    return EncodedImage(raw, mime, size)

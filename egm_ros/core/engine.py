@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from egm_ros.core.types import GroundingError, Status
+
 #: Called while tokens stream in: (tokens generated so far, text so far).
 ProgressCallback = Callable[[int, str], None]
 #: Returns True once the text so far holds a complete answer, so generation can stop early.
@@ -46,6 +48,8 @@ class EncodedImage:
 
     data: bytes
     mime: str  # "image/jpeg" or "image/png"
+    #: (width, height) as the header says; (0, 0) when not read.
+    size: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -54,7 +58,9 @@ class EngineRequest:
     pixel policy) and the user text. Message layout is image first, then text, no system
     prompt (as the EGM checkpoints were trained)."""
 
-    image: np.ndarray
+    #: The pixels; None only when ``encoded`` is given to an engine that
+    #: :attr:`~Engine.takes_encoded` (a frame that needed no decode).
+    image: np.ndarray | None
     prompt: str
     #: The same pixels as ``image``, still encoded as the file or camera sent them (None when
     #: there are none, or the image was resized). Engines that send bytes (OpenAI-compatible,
@@ -67,6 +73,12 @@ class EngineRequest:
     #: Passed to the model's chat template, e.g. ``{"enable_thinking": False}`` to make a
     #: thinking model answer directly (vLLM's server takes the same field).
     chat_template_kwargs: dict | None = None
+
+    def pixels(self) -> np.ndarray:
+        """``image``, for engines that read pixels (the grounder gives them pixels always)."""
+        if self.image is None:
+            raise GroundingError(Status.INVALID_INPUT, "this engine needs the image's pixels")
+        return self.image
 
 
 @dataclass
@@ -88,6 +100,10 @@ class Engine(abc.ABC):
 
     #: Backend name as used by the ``backend`` parameter (e.g. ``"openai"``).
     backend: str = ""
+    #: True for engines that send image bytes (a server's data URL): given
+    #: ``EngineRequest.encoded`` they send it and never read ``image``, so a frame whose own
+    #: bytes go as they are need not be decoded for them.
+    takes_encoded: bool = False
 
     @property
     @abc.abstractmethod

@@ -70,6 +70,22 @@ class GrounderConfig:
     thinking: bool = True
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image as the engine gets it. Its own bytes (``encoded``) go only when they are exactly
+    the pixels the boxes are parsed against: the frame needs no resize and was decoded whole
+    (or not at all). A resized or reduced-decoded image goes as pixels instead, since a server
+    would otherwise see the full frame while the answer is parsed against the smaller one."""
+
+    #: Pixels after the resize policy (H x W x 3 uint8); None when only the bytes go.
+    image: np.ndarray | None
+    encoded: EncodedImage | None
+    #: (width, height) of what the engine gets, before the model's own processor.
+    size: tuple[int, int]
+    #: (width, height) that boxes are reported in: the frame as the camera sent it.
+    source_size: tuple[int, int]
+
+
 class Grounder:
     """Thread-safe: the node calls :meth:`ground` from several workers at once."""
 
@@ -112,7 +128,7 @@ class Grounder:
 
     def ground(
         self,
-        rgb: np.ndarray,
+        rgb: np.ndarray | None,
         prompt: str,
         mode: Mode | str | None = None,
         *,
@@ -132,7 +148,8 @@ class Grounder:
         ``encoded``: ``rgb``'s own JPEG/PNG bytes (an image file, a compressed frame), sent as
         they are when the image needs no resize; otherwise the engine encodes the pixels.
         ``source_size`` (width, height): the frame ``rgb`` was decoded from at a reduced scale;
-        boxes come back in its pixels (default: ``rgb``'s own size)."""
+        boxes come back in its pixels (default: ``rgb``'s own size). ``rgb`` may be None for a
+        frame that was not decoded because its bytes go as they are (:meth:`sends_as_is`)."""
         start = time.monotonic()
         started_at = start if started_at is None else started_at
         received_at = started_at if received_at is None else received_at
@@ -143,14 +160,10 @@ class Grounder:
             outcome.model = self.engine.model_name
             sent = validate_command(prompt, self.config.max_prompt_chars)
             outcome.prompt = sent
-            image = self._prepare(rgb)
-            size = _source_size(rgb, source_size)
+            prepared = self.prepare(rgb, encoded, source_size)
             latency.preprocessing_ms = (time.monotonic() - started_at) * 1000.0
             budget = self.config.timeout if timeout is None else timeout
-            # Resized, or decoded reduced: those bytes are not the pixels the model gets.
-            if image is not rgb or size != (rgb.shape[1], rgb.shape[0]):
-                encoded = None
-            self._run(outcome, size, image, encoded, sent, on_progress, cancel, latency, budget)
+            self._run(outcome, prepared, sent, on_progress, cancel, latency, budget)
         except GroundingError as err:
             outcome.status, outcome.message = err.status, err.message
         except Exception as err:  # noqa: BLE001 - the node must never die on one request
@@ -161,24 +174,48 @@ class Grounder:
         outcome.latency = latency
         return outcome
 
-    def _prepare(self, rgb: np.ndarray) -> np.ndarray:
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
-            shape = getattr(rgb, "shape", None)
-            raise GroundingError(Status.INVALID_INPUT, f"expected an H x W x 3 image, got {shape}")
-        if rgb.dtype != np.uint8:
-            raise GroundingError(Status.INVALID_INPUT, f"expected uint8 pixels, got {rgb.dtype}")
-        if rgb.shape[0] < 2 or rgb.shape[1] < 2:
-            raise GroundingError(
-                Status.INVALID_INPUT, f"image too small: {rgb.shape[1]}x{rgb.shape[0]}"
-            )
-        return limit_pixels(rgb, self.config.max_pixels)
+    def sends_as_is(self, size: tuple[int, int]) -> bool:
+        """True when a frame of ``size`` (width, height) with its own JPEG/PNG bytes goes to the
+        engine as those bytes alone: the engine sends bytes (:attr:`Engine.takes_encoded`) and
+        the frame is within ``max_pixels``. The caller then need not decode it."""
+        width, height = size
+        limit = self.config.max_pixels
+        return (
+            self.engine.takes_encoded
+            and width >= 2
+            and height >= 2
+            and (limit <= 0 or width * height <= limit)
+        )
+
+    def prepare(
+        self,
+        rgb: np.ndarray | None,
+        encoded: EncodedImage | None = None,
+        source_size: tuple[int, int] | None = None,
+    ) -> PreparedImage:
+        """What the engine gets for ``rgb`` (see :meth:`ground` for the arguments): the resize
+        policy applied, and ``encoded`` kept only when it is exactly those pixels. ``rgb`` may
+        be None when :meth:`sends_as_is` holds for ``source_size`` and ``encoded`` is given.
+        Raises ``GroundingError(invalid_input)``."""
+        if rgb is None:
+            if encoded is None or source_size is None or not self.sends_as_is(source_size):
+                raise GroundingError(
+                    Status.INVALID_INPUT, "no pixels, and the frame's bytes cannot go as they are"
+                )
+            size = (int(source_size[0]), int(source_size[1]))
+            return PreparedImage(None, encoded, size, size)
+        _check_pixels(rgb)
+        image = limit_pixels(rgb, self.config.max_pixels)
+        size = _source_size(rgb, source_size)
+        # Resized, or decoded reduced: those bytes are not the pixels the model gets.
+        if image is not rgb or size != (rgb.shape[1], rgb.shape[0]):
+            encoded = None
+        return PreparedImage(image, encoded, (image.shape[1], image.shape[0]), size)
 
     def _run(
         self,
         outcome: GroundingOutcome,
-        source_size: tuple[int, int],
-        image: np.ndarray,
-        encoded: EncodedImage | None,
+        prepared: PreparedImage,
         sent: str,
         on_progress: ProgressCallback | None,
         cancel: threading.Event | None,
@@ -186,7 +223,7 @@ class Grounder:
         timeout: float,
     ) -> None:
         modes = [Mode.VISIBLE] if outcome.mode is Mode.VISIBLE else [Mode.VISIBLE, Mode.AMODAL]
-        requests = self._requests(modes, image, encoded, sent, on_progress, cancel)
+        requests = self._requests(modes, prepared, sent, on_progress, cancel)
         t0 = time.monotonic()
         outputs = self.engine.generate(requests, timeout=timeout)
         latency.inference_ms = (time.monotonic() - t0) * 1000.0
@@ -195,9 +232,9 @@ class Grounder:
         outcome.raw_text = outputs[0].text
         # Qwen2.5-VL answers in the pixels of its processor's resize, bounded by its limit.
         limit = self.engine.processor_max_pixels or QWEN2_5_MAX_PIXELS
-        input_size = model_input_size(self.family, *image.shape[1::-1], max_pixels=limit)
+        input_size = model_input_size(self.family, *prepared.size, max_pixels=limit)
         parsed = [
-            self._parse(out, source_size, input_size, clip=(m is Mode.VISIBLE))
+            self._parse(out, prepared.source_size, input_size, clip=(m is Mode.VISIBLE))
             for out, m in zip(outputs, modes, strict=True)
         ]
         visible = parsed[0]
@@ -211,8 +248,7 @@ class Grounder:
     def _requests(
         self,
         modes: list[Mode],
-        image: np.ndarray,
-        encoded: EncodedImage | None,
+        prepared: PreparedImage,
         sent: str,
         on_progress: ProgressCallback | None,
         cancel: threading.Event | None,
@@ -232,8 +268,8 @@ class Grounder:
 
         return [
             EngineRequest(
-                image=image,
-                encoded=encoded,
+                image=prepared.image,
+                encoded=prepared.encoded,
                 prompt=build_prompt(sent, m, family, self.config.prompt_style, declared),
                 sampling=replace(self.config.sampling),
                 stop_check=stop_check,
@@ -265,6 +301,18 @@ class Grounder:
             thinking=thinking and self.config.prompt_style is PromptStyle.EGM,
         )
         return _checked(parsed, output, self.family, thinking)
+
+
+def _check_pixels(rgb: object) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", None)
+        raise GroundingError(Status.INVALID_INPUT, f"expected an H x W x 3 image, got {shape}")
+    if rgb.dtype != np.uint8:
+        raise GroundingError(Status.INVALID_INPUT, f"expected uint8 pixels, got {rgb.dtype}")
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise GroundingError(
+            Status.INVALID_INPUT, f"image too small: {rgb.shape[1]}x{rgb.shape[0]}"
+        )
 
 
 def _source_size(rgb: np.ndarray, given: tuple[int, int] | None) -> tuple[int, int]:

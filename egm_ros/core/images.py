@@ -212,12 +212,14 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
-def data_url(rgb: np.ndarray, quality: int = 90, encoded: EncodedImage | None = None) -> str:
+def data_url(rgb: np.ndarray | None, quality: int = 90, encoded: EncodedImage | None = None) -> str:
     """A base64 data URL, as the EGM authors send images to vLLM: ``encoded``'s own bytes
     when given, else ``rgb`` as JPEG. (Their script labels every file ``image/jpeg``; vLLM
     ignores the label and decodes what the bytes are, so the true type is given here.)"""
     if encoded is not None:
         return f"data:{encoded.mime};base64," + base64.b64encode(encoded.data).decode()
+    if rgb is None:
+        raise ValueError("data_url needs pixels or encoded bytes")
     return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb, quality)).decode()
 
 

@@ -37,6 +37,7 @@ _POLL_S = 0.05
 
 class OpenAIEngine(Engine):
     backend = "openai"
+    takes_encoded = True
 
     def __init__(
         self,

@@ -172,7 +172,8 @@ class TensorRTLLMEngine(Engine):
             tokenize=False,
             **(request.chat_template_kwargs or {}),
         )
-        prompt = {"prompt": text, "multi_modal_data": {"image": [Image.fromarray(request.image)]}}
+        image = Image.fromarray(request.pixels())
+        prompt = {"prompt": text, "multi_modal_data": {"image": [image]}}
         if self._mm_processor_kwargs:
             prompt["mm_processor_kwargs"] = dict(self._mm_processor_kwargs)
         return prompt

@@ -136,7 +136,7 @@ class TransformersEngine(Engine):
             )
             for j in jobs
         ]
-        images = [Image.fromarray(j.request.image) for j in jobs]
+        images = [Image.fromarray(j.request.pixels()) for j in jobs]
         return self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(
             self.device
         )

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 class VLLMEngine(Engine):
     backend = "vllm"
+    takes_encoded = True
 
     def __init__(
         self,

@@ -3,6 +3,8 @@ the package touches ROS message types."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Vector3
 from sensor_msgs.msg import CompressedImage, Image
@@ -11,6 +13,7 @@ from std_msgs.msg import Header
 from egm_ros.core.compressed import DecodedImage, decode_compressed, encoded_as_is
 from egm_ros.core.depth import DepthImage, decode_depth
 from egm_ros.core.engine import EncodedImage
+from egm_ros.core.grounder import Grounder
 from egm_ros.core.images import image_to_rgb
 from egm_ros.core.types import Box, Box3D, GroundingOutcome, Mode
 from egm_ros.msg import (
@@ -64,6 +67,32 @@ def decode_depth_msg(msg: Image) -> DepthImage:
     return decode_depth(
         msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)
     )
+
+
+class FrameInput(NamedTuple):
+    """A camera frame made ready for the grounder."""
+
+    #: The decoded frame; None when its own bytes go to the engine and nothing needs pixels.
+    decoded: DecodedImage | None
+    #: The frame's own JPEG/PNG bytes (compressed frames), None otherwise.
+    encoded: EncodedImage | None
+    #: (width, height) as the camera sent it: the pixels boxes are reported in.
+    source_size: tuple[int, int]
+
+
+def frame_input(
+    msg: Image | CompressedImage, grounder: Grounder, pixels_wanted: bool = False
+) -> FrameInput:
+    """Decode ``msg`` only when something needs its pixels: a compressed frame whose bytes the
+    engine takes as they are (:meth:`Grounder.sends_as_is`) stays undecoded unless
+    ``pixels_wanted`` (the debug overlay draws on it). Otherwise decoded as
+    :func:`decode_image_msg` does, at a reduced scale when larger than the grounder needs.
+    Raises GroundingError on bad input."""
+    encoded = image_msg_bytes(msg)
+    if encoded is not None and not pixels_wanted and grounder.sends_as_is(encoded.size):
+        return FrameInput(None, encoded, encoded.size)
+    decoded = decode_image_msg(msg, grounder.max_pixels)
+    return FrameInput(decoded, encoded, decoded.source_size)
 
 
 def image_msg_bytes(msg: Image | CompressedImage) -> EncodedImage | None:

@@ -25,11 +25,16 @@ class DebugOverlay:
     def __init__(self, publisher: Any) -> None:
         self.publisher = publisher
 
+    def active(self) -> bool:
+        """Someone reads ``debug_image``: the request path then decodes every frame it uses."""
+        pub = self.publisher
+        return pub is not None and pub.get_subscription_count() > 0
+
     def __call__(
         self, decoded: DecodedImage | None, outcome: GroundingOutcome, header: Header
     ) -> None:
         pub = self.publisher
-        if decoded is None or pub is None or pub.get_subscription_count() == 0:
+        if decoded is None or pub is None or not self.active():
             return
         drawn = draw_result(  # on a reduced decode, boxes are scaled onto it
             decoded.rgb,

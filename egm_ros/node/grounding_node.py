@@ -64,6 +64,7 @@ class GroundingNode(LifecycleNode):
             warn=self._warn,
             on_result=self._overlay,
             on_reply=self._publish_vision,
+            frame_wanted=self._overlay.active,
         )
         self._vision: VisionOutputs | None = None
         self._inputs: list[Any] = []

@@ -24,8 +24,7 @@ from egm_ros.core.grounder import Grounder
 from egm_ros.core.types import GroundingError, GroundingOutcome, Latency, Mode, Status
 from egm_ros.msg import GroundingResult
 from egm_ros.node.conversions import (
-    decode_image_msg,
-    image_msg_bytes,
+    frame_input,
     mode_from_msg,
     outcome_to_msg,
     stamp_to_ns,
@@ -37,9 +36,10 @@ from egm_ros.node.work_queue import WorkQueue
 
 Reply = Callable[[GroundingResult], None]
 Progress = Callable[[int, str], None]
-#: Called after each reply with the decoded frame (None when there was none; a JPEG may be a
-#: reduced decode, its boxes are in ``source_size`` pixels), the outcome and the result's
-#: header: the debug overlay's hook.
+#: Called after each reply with the decoded frame (None when there was none, or when it was not
+#: decoded because its bytes went to the engine as they are and ``frame_wanted`` said no; a JPEG
+#: may be a reduced decode, its boxes are in ``source_size`` pixels), the outcome and the
+#: result's header: the debug overlay's hook.
 ResultHook = Callable[[DecodedImage | None, GroundingOutcome, Header], None]
 
 
@@ -82,6 +82,7 @@ class RequestPath:
         warn: Callable[[str], None],
         on_result: ResultHook | None = None,
         on_reply: Reply | None = None,
+        frame_wanted: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.frames = frames
@@ -95,6 +96,8 @@ class RequestPath:
         self._on_reply = on_reply  # every result after its reply (the vision_msgs outputs)
         #: The depth input when ``use_depth`` is on: answered commands get 3D boxes.
         self.depth: DepthInput | None = None
+        #: True while ``on_result`` needs the decoded frame (the debug overlay has a reader).
+        self._frame_wanted = frame_wanted
         self._ids = itertools.count(1)
         self._frame_id = ""
 
@@ -211,14 +214,16 @@ class RequestPath:
     def _ground(self, grounder: Grounder, request: Request, started: float, budget: float) -> None:
         assert request.frame is not None
         try:
-            # A JPEG larger than the grounder needs is decoded at a reduced scale.
-            decoded = decode_image_msg(request.frame.message, grounder.max_pixels)
-            encoded = image_msg_bytes(request.frame.message)  # a JPEG goes out unchanged
+            # Decoded only when something needs the pixels; a JPEG larger than the grounder
+            # needs is decoded at a reduced scale; a JPEG within it goes out unchanged.
+            wanted = self._frame_wanted is not None and self._frame_wanted()
+            frame = frame_input(request.frame.message, grounder, wanted)
         except GroundingError as err:
             self._reply_now(request, err.status, err.message)
             return
+        decoded = frame.decoded
         outcome = grounder.ground(
-            decoded.rgb,
+            decoded.rgb if decoded is not None else None,
             request.prompt,
             request.mode,
             on_progress=request.on_progress,
@@ -226,17 +231,17 @@ class RequestPath:
             received_at=request.received,
             started_at=started,
             timeout=budget,
-            encoded=encoded,
-            source_size=decoded.source_size,
+            encoded=frame.encoded,
+            source_size=frame.source_size,
         )
         depth = self.depth
         if depth is not None:  # use_depth: 3D boxes from the depth frame matched to this one
             lifting = time.monotonic()
             header = request.frame.message.header
             tolerance = self.settings.depth_stamp_tolerance
-            depth.lift(outcome, header, decoded.source_size, tolerance, request.depth_frame)
+            depth.lift(outcome, header, frame.source_size, tolerance, request.depth_frame)
             outcome.latency.total_ms += (time.monotonic() - lifting) * 1000.0
-        self._finish(request, outcome, decoded)
+        self._finish(request, outcome, decoded, frame.source_size)
 
     def _reply_now(self, request: Request, status: Status, message: str) -> None:
         outcome = GroundingOutcome(
@@ -246,13 +251,17 @@ class RequestPath:
         self._finish(request, outcome, None)
 
     def _finish(
-        self, request: Request, outcome: GroundingOutcome, decoded: DecodedImage | None
+        self,
+        request: Request,
+        outcome: GroundingOutcome,
+        decoded: DecodedImage | None,
+        source_size: tuple[int, int] | None = None,
     ) -> None:
         """The one place a result is made and replied."""
         message = request.frame.message if request.frame is not None else None
         if message is not None:
             header = message.header
-            size = decoded.source_size if decoded is not None else _message_size(message)
+            size = source_size or _message_size(message)
         else:
             header = Header(stamp=self._now(), frame_id=self._frame_id)
             size = (0, 0)

@@ -233,6 +233,17 @@ def test_only_plain_jpeg_and_png_go_out_as_they_are() -> None:
     assert encoded_as_is(_file_bytes("JPEG", exif=exif)) is not None
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_only_whole_files_go_out_as_they_are_with_their_header_size(fmt: str) -> None:
+    """A frame cut off in transit is decoded here (which reports it) instead of being sent to
+    a server undecoded; zero padding after the end is a whole file still."""
+    data = _file_bytes(fmt)
+    assert encoded_as_is(data).size == (8, 6)
+    assert encoded_as_is(data + b"\0" * 7).size == (8, 6)
+    for cut in (len(data) // 2, len(data) - 1):
+        assert encoded_as_is(data[:cut]) is None
+
+
 def test_a_compressed_depth_frame_is_never_forwarded() -> None:
     png = _file_bytes("PNG", "L")
     assert encoded_as_is(png) is not None
