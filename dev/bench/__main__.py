@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dev.bench import depth_step, overhead
+from dev.bench import depth_step, overhead, side_by_side
 from dev.bench.report import (
     PAPER_MS,
     format_table,
@@ -42,6 +42,14 @@ from dev.bench.report import (
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_DIR = ROOT / "egm_ros" / "models" / "egm_tiny"
 LEVELS = (1, 2, 4, 8)
+#: Issue 17's goals for compressed frames, at the node's default max_pixels (decoded, resized,
+#: encoded) and with max_pixels 0 (the JPEG goes to the server as it is).
+COMPRESSED_GOALS_MS = {
+    ("1920x1080", "compressed"): 5.0,
+    ("3840x2160", "compressed"): 12.0,
+    ("1920x1080", "compressed, max_pixels 0"): 5.0,
+    ("3840x2160", "compressed, max_pixels 0"): 12.0,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +174,7 @@ def run_embedded(
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads > 0 else {}
     params = node_params(model, args.max_new_tokens)
     node = NodeProcess(cam.namespace, params, logs / "embedded.log", env)
-    client = BenchClient([cam])
+    client = BenchClient([cam], logs / "client_embedded.log")
     try:
         t0 = time.monotonic()
         client.wait_ready([node], timeout=600)
@@ -178,7 +186,7 @@ def run_embedded(
         e2e = latency_section(records)
         rows = [throughput_row(records, 1, wall)]  # the end-to-end run is the 1-in-flight row
         for level in [x for x in levels if x > 1]:
-            count = (2 if args.quick else 4) * level
+            count = (2 if args.quick else 8) * level  # enough for a steady rate
             print(f"  {level} in flight ({count} commands) ...")
             recs, wall = client.run({cam.namespace: count}, level, timeout=900)
             rows.append(throughput_row(recs, level, wall))
@@ -201,9 +209,10 @@ def run_openai(
     nodes: int,
     per_node: int,
     logs: Path,
-) -> tuple[dict, list[dict], dict]:
+) -> tuple[dict, list[dict], dict, dict]:
     """One vLLM server on loopback: end to end and 1/4 in flight through one node, then
-    ``nodes`` nodes alone and all at once."""
+    ``nodes`` nodes alone and all at once; then, with the nodes stopped, the plain client and
+    egm_ros's grounder side by side on the same server."""
     from dev.bench.report import add_speedup
     from dev.bench.ros_bench import (
         BenchClient,
@@ -227,7 +236,7 @@ def run_openai(
             NodeProcess(c.namespace, params, logs / f"openai_node_{i}.log")
             for i, c in enumerate(cams)
         ]
-        client = BenchClient(cams)
+        client = BenchClient(cams, logs / "client_openai.log")
         try:
             client.wait_ready(procs, timeout=300)
             first = cams[0].namespace
@@ -237,7 +246,7 @@ def run_openai(
             e2e = latency_section(records)
             rows = [throughput_row(records, 1, wall)]
             for level in (4,):
-                count = (2 if args.quick else 4) * level
+                count = (2 if args.quick else 8) * level  # enough for a steady rate
                 print(f"  {level} in flight ({count} commands) ...")
                 recs, wall = client.run({first: count}, level, timeout=600)
                 rows.append(throughput_row(recs, level, wall))
@@ -273,11 +282,15 @@ def run_openai(
                 },
             }
             e2e["server_startup_s"] = round(server.startup_ms / 1000, 1)
-            return e2e, add_speedup(rows), multi
         finally:
             client.close()
             for proc in procs:
                 proc.stop()
+        count = 4 if args.quick else 20
+        print(f"  side by side: a plain openai client and egm_ros, {count} amodal requests ...")
+        queries = side_by_side.scene_queries(logs.parent / "side_by_side", count)
+        pair = side_by_side.run(server.base_url, server.name, queries, args.max_new_tokens)
+        return e2e, add_speedup(rows), multi, pair
 
 
 # --------------------------------------------------------------------------- goals and tables
@@ -291,9 +304,12 @@ def goals(report: dict[str, Any]) -> list[dict]:
         cpu = hd["raw"].get("cpu_p50_ms")
         if cpu is not None:  # the work itself, when waiting for a busy core inflates the wall
             out.append(goal("node overhead 1920x1080 raw, CPU p50", "<= 5 ms", cpu, cpu <= 5.0))
-    if "compressed" in hd:
-        p50 = hd["compressed"]["p50_ms"]
-        out.append(goal("node overhead 1920x1080 compressed, p50", "<= 5 ms", p50, p50 <= 5.0))
+    for (resolution, kind), limit in COMPRESSED_GOALS_MS.items():
+        for r in rows:
+            if (r["resolution"], r["input"]) == (resolution, kind):
+                p50 = r["p50_ms"]
+                what = f"node overhead {resolution} {kind}, p50"
+                out.append(goal(what, f"<= {limit:g} ms", p50, p50 <= limit))
     for kind in ("raw", "compressed"):
         copies = [r["full_frame_copies"] for r in rows if r["input"] == kind]
         if copies:
@@ -308,6 +324,12 @@ def goals(report: dict[str, Any]) -> list[dict]:
         target = f"<= {depth['goal_p50_ms']:g} ms"
         met = worst <= depth["goal_p50_ms"]
         out.append(goal("3D step 640x480 (use_depth), p50, worst row", target, worst, met))
+    for name, sec in report["end_to_end"].items():
+        p95 = sec.get("outside_node_ms", {}).get("p95")
+        if p95 is not None:
+            out.append(
+                goal(f"round trip outside the node, {name}, p95", "<= 15 ms", p95, p95 <= 15)
+            )
     conc = report["concurrency"]
     tp = {r["in_flight"]: r["throughput_rps"] for r in conc.get("embedded", [])}
     if tp.get(1) and tp.get(4):
@@ -315,6 +337,11 @@ def goals(report: dict[str, Any]) -> list[dict]:
         out.append(
             goal("throughput 4 in flight / 1 in flight, embedded", ">= 2x", ratio, ratio >= 2)
         )
+    pair = report.get("side_by_side", {})
+    ratio = pair.get("amodal_latency_ratio_p50")
+    if ratio is not None:
+        what = "amodal p50, egm_ros / plain openai client, 1 in flight"
+        out.append(goal(what, "<= 0.6", ratio, ratio <= 0.6))
     multi = report["multi_node"]
     if "results_correct" in multi:
         out.append(
@@ -356,7 +383,7 @@ def tables(report: dict[str, Any], markdown: bool = False) -> str:
     e2e_rows = []
     for name, sec in report["end_to_end"].items():
         if "end_to_end" in sec:
-            split = sec["split_p50_ms"]
+            split, outside = sec["split_p50_ms"], sec.get("outside_node_ms", {})
             e2e_rows.append(
                 (
                     name,
@@ -366,13 +393,28 @@ def tables(report: dict[str, Any], markdown: bool = False) -> str:
                     split["waiting"],
                     split["preprocessing"],
                     split["inference"],
-                    split["publishing"],
+                    outside.get("p50"),
+                    outside.get("p95"),
                     sec["tokens_mean"],
                 )
             )
     if e2e_rows:
-        headers = ("engine", "n", "p50 ms", "p95 ms", "wait", "preproc", "infer", "publish", "tok")
-        parts.append("end to end through ROS topics (split: p50 ms)\n" + fmt(headers, e2e_rows))
+        headers = (
+            "engine",
+            "n",
+            "p50 ms",
+            "p95 ms",
+            "wait",
+            "preproc",
+            "infer",
+            "outside p50",
+            "outside p95",
+            "tok",
+        )
+        parts.append(
+            "end to end through ROS topics (wait, preproc, infer: p50 ms; outside the node: "
+            "the round trip less the node's total)\n" + fmt(headers, e2e_rows)
+        )
     conc_rows = [
         (
             name,
@@ -416,10 +458,23 @@ def tables(report: dict[str, Any], markdown: bool = False) -> str:
             f"{multi['results_correct']}, answers identical to alone "
             f"{multi['answers_identical_to_alone']}\n" + fmt(("run", "n", "p50 ms", "p95 ms"), rows)
         )
+    pair = report.get("side_by_side", {})
+    if "plain_client" in pair:
+        rows = [
+            (name, r["in_flight"], r["p50_ms"], r["p95_ms"], r["throughput_rps"], r["tokens_mean"])
+            for name in ("plain_client", "egm_ros")
+            for r in pair[name]
+        ]
+        parts.append(
+            f"side by side on one vLLM server, {pair['mode']} requests: egm_ros / plain p50 "
+            f"{pair['amodal_latency_ratio_p50']} at 1 in flight; boxes identical "
+            f"{pair['identical_answers']}\n"
+            + fmt(("client", "in flight", "p50 ms", "p95 ms", "req/s", "tok"), rows)
+        )
     if report["goals"]:
         rows = [(g["goal"], g["target"], g["measured"], g["met"]) for g in report["goals"]]
         parts.append("goals\n" + fmt(("goal", "target", "measured", "met"), rows))
-    for name in ("end_to_end", "concurrency", "memory", "multi_node"):
+    for name in ("end_to_end", "concurrency", "memory", "multi_node", "side_by_side"):
         if "skipped" in report[name]:
             parts.append(f"{name}: skipped ({report[name]['skipped']})")
     return "\n\n".join(parts)
@@ -460,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "concurrency": {},
         "memory": {},
         "multi_node": {},
+        "side_by_side": {},
         "goals": [],
     }
     print(f"== node overhead ({repeats} repeats per row) ...", flush=True)
@@ -470,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model["parameters"] = model_parameters(model["path"])
     report["meta"]["model"] = model
     if args.skip_ros:
-        for name in ("end_to_end", "concurrency", "memory", "multi_node"):
+        for name in ("end_to_end", "concurrency", "memory", "multi_node", "side_by_side"):
             report[name] = skipped("--skip-ros")
     else:
         print(f"== embedded engine through ROS topics: {model['name']}", flush=True)
@@ -482,12 +538,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             reason = "--skip-vllm" if args.skip_vllm else "vLLM is not installed"
             report["end_to_end"]["openai_vllm"] = skipped(reason)
             report["multi_node"] = skipped(reason)
+            report["side_by_side"] = skipped(reason)
         else:
             print("== OpenAI engine against a vLLM server on loopback", flush=True)
-            e2e, rows, multi = run_openai(args, model, n, nodes, per_node, logs)
+            e2e, rows, multi, pair = run_openai(args, model, n, nodes, per_node, logs)
             report["end_to_end"]["openai_vllm"] = e2e
             report["concurrency"]["openai_vllm"] = rows
             report["multi_node"] = multi
+            report["side_by_side"] = pair
     report["goals"] = goals(report)
     report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
     report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -13,7 +13,16 @@ from typing import Any
 PAPER_MS = 737.0
 
 #: Top-level sections of the report; each holds its numbers or ``{"skipped": reason}``.
-SECTIONS = ("meta", "overhead", "end_to_end", "concurrency", "memory", "multi_node", "goals")
+SECTIONS = (
+    "meta",
+    "overhead",
+    "end_to_end",
+    "concurrency",
+    "memory",
+    "multi_node",
+    "side_by_side",
+    "goals",
+)
 
 
 def skipped(reason: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """End-to-end measurements through ROS topics: grounding nodes run as their own processes (the
-``grounding_node`` executable, as on a robot), a client node in this process plays the camera
-(a frame every 0.25 s) and the user (``grounding_command`` with request ids, a fixed number in
-flight), and times each command from publish to its ``result``.
+``grounding_node`` executable, as on a robot), and so does the client (:mod:`dev.bench.client`),
+which plays the camera (a frame every 0.25 s) and the user (``grounding_command`` with request
+ids, a fixed number in flight) and times each command from publish to its ``result``.
 
 Also: the node's peak RSS (``VmHWM`` of its process) and a vLLM OpenAI-compatible server on
 loopback for the OpenAI engine and the several-nodes-one-server measurement.
@@ -9,24 +9,21 @@ loopback for the OpenAI engine and the several-nodes-one-server measurement.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dev.bench.client import CAMERA_PERIOD_S, Camera, Record, camera_to_json, record_from_json
 from dev.node_process import NodeProcess, free_port
-from dev.stats import summary
-
-#: Period of the client's camera frames (the node keeps them ``frame_buffer_seconds``).
-CAMERA_PERIOD_S = 0.25
+from dev.stats import percentiles, summary
 
 
 # --------------------------------------------------------------------------- vLLM server
@@ -98,124 +95,45 @@ class VLLMServer:
 
 
 # --------------------------------------------------------------------------- client
-@dataclass
-class Record:
-    """One command and its result, as the client saw it."""
-
-    namespace: str
-    request_id: str
-    prompt: str
-    sent: float
-    received: float | None = None
-    status: int | None = None
-    status_message: str = ""
-    waiting_ms: float = 0.0
-    preprocessing_ms: float = 0.0
-    inference_ms: float = 0.0
-    node_total_ms: float = 0.0
-    tokens: int = 0
-    frame_id: str = ""
-    stamp: tuple[int, int] = (0, 0)
-    size: tuple[int, int] = (0, 0)
-    command: str = ""
-    answer: tuple = ()
-
-    @property
-    def e2e_ms(self) -> float | None:
-        return None if self.received is None else (self.received - self.sent) * 1000.0
-
-    @property
-    def publishing_ms(self) -> float | None:
-        """Client-side time not inside the grounder: command delivery, the result message,
-        publishing and its delivery."""
-        e2e = self.e2e_ms
-        return None if e2e is None else max(0.0, e2e - self.node_total_ms)
-
-
-@dataclass
-class Camera:
-    """What the client publishes into one namespace: a fixed frame with its own stamp and
-    frame_id (a result names both, so a result routed to the wrong node would show)."""
-
-    namespace: str
-    rgb: np.ndarray
-    frame_id: str
-    stamp: tuple[int, int]
-    prompts: list[str]
-    pubs: dict[str, Any] = field(default_factory=dict)
-    message: Any = None
-
-
 class BenchClient:
-    """A client node in a private rclpy context, spinning in a background thread."""
+    """The client process (:mod:`dev.bench.client`), driven over its stdin and stdout: the
+    benchmark's own process only waits for its answers, so nothing here competes with the
+    client's executor."""
 
-    def __init__(self, cameras: Sequence[Camera]) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
-        from rclpy.node import Node
-        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-
-        from egm_ros.msg import GroundingCommand, GroundingResult
-        from egm_ros.node.conversions import rgb_to_image_msg
-
-        self._GroundingCommand = GroundingCommand
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = Node("egm_bench_client", context=self.context)
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    def __init__(self, cameras: Sequence[Camera], log_path: Path | None = None) -> None:
         self.cameras = {c.namespace: c for c in cameras}
-        self._lock = threading.Lock()
-        self._pending: dict[str, Record] = {}
-        self._queues: dict[str, list[str]] = {}
-        self._records: list[Record] = []
         self.misrouted = 0
-        self._remaining = 0
-        self._done = threading.Event()
-        for cam in cameras:
-            from std_msgs.msg import Header
+        log = open(log_path, "w") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dev.bench.client"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        if log is not subprocess.DEVNULL:
+            log.close()  # the child has its own descriptor
+        self._send({"cameras": [camera_to_json(c) for c in cameras]})
+        if not self._receive().get("ready"):
+            raise RuntimeError("the benchmark client did not start")
 
-            header = Header(frame_id=cam.frame_id)
-            header.stamp.sec, header.stamp.nanosec = cam.stamp
-            cam.message = rgb_to_image_msg(cam.rgb, header)
-            cam.pubs["image"] = self.node.create_publisher(
-                Image, f"{cam.namespace}/image_raw", qos_profile_sensor_data
-            )
-            cam.pubs["command"] = self.node.create_publisher(
-                GroundingCommand, f"{cam.namespace}/grounding_command", reliable
-            )
-            self.node.create_subscription(
-                GroundingResult,
-                f"{cam.namespace}/result",
-                lambda msg, ns=cam.namespace: self._on_result(ns, msg),
-                reliable,
-            )
-        self.node.create_timer(CAMERA_PERIOD_S, self._publish_frames)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-        self._ids = 0
+    def _send(self, request: dict) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
 
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the spin
-            pass
-
-    def _publish_frames(self) -> None:
-        for cam in self.cameras.values():
-            cam.pubs["image"].publish(cam.message)
+    def _receive(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the benchmark client exited (code {self.proc.poll()})")
+        return json.loads(line)
 
     def connected(self, namespace: str) -> bool:
         """The node in ``namespace`` is active: it reads our topics and publishes results."""
-        cam = self.cameras[namespace]
-        return (
-            cam.pubs["command"].get_subscription_count() > 0
-            and cam.pubs["image"].get_subscription_count() > 0
-            and self.node.count_publishers(f"{namespace}/result") > 0
-        )
+        self._send({"op": "connected", "namespace": namespace})
+        return bool(self._receive()["connected"])
 
     def wait_ready(self, nodes: Sequence[NodeProcess], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -233,81 +151,30 @@ class BenchClient:
     ) -> tuple[list[Record], float]:
         """Send ``per_namespace[ns]`` commands into each namespace, keeping ``in_flight`` of
         them outstanding per namespace; returns the records and the wall time in seconds."""
-        with self._lock:
-            self._records, self._pending = [], {}
-            self._queues = {
-                ns: [self.cameras[ns].prompts[i % len(self.cameras[ns].prompts)] for i in range(n)]
-                for ns, n in per_namespace.items()
+        self._send(
+            {
+                "op": "run",
+                "per_namespace": dict(per_namespace),
+                "in_flight": in_flight,
+                "timeout": timeout,
             }
-            self._remaining = sum(per_namespace.values())
-            self._done.clear()
-        t0 = time.monotonic()
-        for ns in per_namespace:
-            for _ in range(in_flight):
-                self._send_next(ns)
-        finished = self._done.wait(timeout)
-        wall = time.monotonic() - t0
-        with self._lock:
-            records = list(self._records) + list(self._pending.values())
-            self._pending = {}
-            self._queues = {}
-        if not finished:
-            print(f"  warning: {self._remaining} results missing after {timeout:.0f} s")
-        return records, wall
-
-    def _send_next(self, namespace: str) -> None:
-        with self._lock:
-            queue = self._queues.get(namespace)
-            if not queue:
-                return
-            prompt = queue.pop(0)
-            self._ids += 1
-            record = Record(namespace, f"{namespace.strip('/')}-{self._ids}", prompt, 0.0)
-            self._pending[record.request_id] = record
-            msg = self._GroundingCommand(
-                prompt=prompt,
-                request_id=record.request_id,
-                mode=self._GroundingCommand.MODE_VISIBLE,
-            )
-            record.sent = time.monotonic()
-        self.cameras[namespace].pubs["command"].publish(msg)
-
-    def _on_result(self, namespace: str, msg: Any) -> None:
-        now = time.monotonic()
-        with self._lock:
-            record = self._pending.get(msg.request_id)
-            if record is None or record.namespace != namespace:
-                self.misrouted += 1
-                return
-            del self._pending[msg.request_id]
-            record.received = now
-            record.status, record.status_message = int(msg.status), msg.status_message
-            lat = msg.latency
-            record.waiting_ms, record.preprocessing_ms = lat.waiting_ms, lat.preprocessing_ms
-            record.inference_ms, record.node_total_ms = lat.inference_ms, lat.total_ms
-            record.tokens = int(msg.generated_tokens)
-            record.frame_id = msg.header.frame_id
-            record.stamp = (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
-            record.size = (int(msg.image_width), int(msg.image_height))
-            record.command = msg.command
-            record.answer = (
-                msg.reasoning,
-                tuple(
-                    (round(o.visible.center.position.x, 1), round(o.visible.center.position.y, 1))
-                    for o in msg.objects
-                ),
-            )
-            self._records.append(record)
-            self._remaining -= 1
-            if self._remaining <= 0:
-                self._done.set()
-        self._send_next(namespace)
+        )
+        reply = self._receive()
+        records = [record_from_json(r) for r in reply["records"]]
+        self.misrouted = int(reply["misrouted"])
+        missing = sum(r.received is None for r in records)
+        if missing:
+            print(f"  warning: {missing} results missing after {timeout:.0f} s")
+        return records, float(reply["wall_s"])
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self._thread.join(5)
+        if self.proc.poll() is None:
+            try:
+                self._send({"op": "close"})
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(10)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -322,19 +189,21 @@ def status_counts(records: Sequence[Record]) -> dict[str, int]:
 
 
 def latency_section(records: Sequence[Record]) -> dict[str, Any]:
-    """p50/p95 end to end and the medians of its parts, over answered records."""
+    """p50/p95 end to end, the medians of the node's parts, and the part of the round trip
+    outside the node (``outside_node_ms``: p50, p95, max), over answered records."""
     done = [r for r in records if r.received is not None]
     parts = {
         "waiting": [r.waiting_ms for r in done],
         "preprocessing": [r.preprocessing_ms for r in done],
         "inference": [r.inference_ms for r in done],
-        "publishing": [r.publishing_ms for r in done],
     }
+    outside = [r.outside_node_ms for r in done if r.outside_node_ms is not None]
     return {
         "requests": len(records),
         "statuses": status_counts(records),
         "end_to_end": summary([r.e2e_ms for r in done]),
         "split_p50_ms": {k: summary(v)["p50_ms"] if v else None for k, v in parts.items()},
+        "outside_node_ms": percentiles(outside, (50, 95), digits=2),
         "tokens_mean": round(float(np.mean([r.tokens for r in done])), 1) if done else None,
     }
 

@@ -66,7 +66,15 @@ def sample_report() -> dict:
                 {**row, "input": "compressed", "p50_ms": 9.0, "full_frame_copies": 4},
             ]
         },
-        "end_to_end": {"openai_vllm": skipped("--skip-vllm")},
+        "end_to_end": {
+            "embedded": {
+                "end_to_end": {"n": 20, "p50_ms": 100.0, "p95_ms": 130.0},
+                "split_p50_ms": {"waiting": 0.2, "preprocessing": 0.1, "inference": 95.0},
+                "outside_node_ms": {"p50": 2.0, "p95": 7.5, "max": 9.0, "n": 20},
+                "tokens_mean": 48.0,
+            },
+            "openai_vllm": skipped("--skip-vllm"),
+        },
         "concurrency": {
             "embedded": add_speedup(
                 [
@@ -84,6 +92,18 @@ def sample_report() -> dict:
             "alone": {"n": 6, "p50_ms": 1.0, "p95_ms": 2.0},
             "shared": {"n": 6, "p50_ms": 1.5, "p95_ms": 2.0},
         },
+        "side_by_side": {
+            "mode": "amodal",
+            "plain_client": [
+                dict(in_flight=1, p50_ms=400.0, p95_ms=450.0, throughput_rps=2.5, tokens_mean=96.0)
+            ],
+            "egm_ros": [
+                dict(in_flight=1, p50_ms=260.0, p95_ms=300.0, throughput_rps=3.8, tokens_mean=90.0)
+            ],
+            "amodal_latency_ratio_p50": 0.65,
+            "answers_identical": True,
+            "identical_answers": "20/20",
+        },
         "goals": [],
     }
 
@@ -98,6 +118,11 @@ def test_goals_state_met_and_missed_targets() -> None:
     assert by_name["full-frame copies per request, compressed"]["met"] is False
     assert by_name["throughput 4 in flight / 1 in flight, embedded"]["measured"] == 2.5
     assert all(g["met"] for name, g in by_name.items() if "nodes" in name or "shared" in name)
+    outside = by_name["round trip outside the node, embedded, p95"]
+    assert (outside["measured"], outside["met"]) == (7.5, True)
+    ratio = by_name["amodal p50, egm_ros / plain openai client, 1 in flight"]
+    assert (ratio["measured"], ratio["met"]) == (0.65, False)
+    assert not any("openai_vllm" in name for name in by_name)  # skipped: no row
 
 
 def test_tables_print_every_section_and_the_skipped_ones(tmp_path) -> None:
@@ -105,7 +130,17 @@ def test_tables_print_every_section_and_the_skipped_ones(tmp_path) -> None:
     report["goals"] = goals(report)
     assert not missing_keys(report)
     text = tables(report)
-    for needle in ("node overhead", "concurrency", "3 nodes, one vLLM server", "goals", "skipped"):
+    for needle in (
+        "node overhead",
+        "end to end",
+        "outside p95",
+        "concurrency",
+        "3 nodes, one vLLM server",
+        "side by side",
+        "boxes identical 20/20",
+        "goals",
+        "skipped",
+    ):
         assert needle in text
     path = write_report(report, tmp_path / "sub" / "bench.json")
     assert json.loads(path.read_text())["goals"] == report["goals"]

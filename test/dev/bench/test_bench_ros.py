@@ -39,7 +39,7 @@ def test_latency_section_splits_end_to_end() -> None:
     assert sec["requests"] == 4 and sec["statuses"] == {"ok": 3, "missing": 1}
     assert sec["end_to_end"]["p50_ms"] == pytest.approx(600.0)
     assert sec["split_p50_ms"]["inference"] == 390.0
-    assert sec["split_p50_ms"]["publishing"] == pytest.approx(200.0)  # 600 - node total 400
+    assert sec["outside_node_ms"]["p50"] == pytest.approx(200.0)  # 600 - node total 400
     row = throughput_row(records, 4, wall_s=2.0)
     assert (row["answered"], row["throughput_rps"], row["in_flight"]) == (3, 1.5, 4)
 
