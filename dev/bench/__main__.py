@@ -475,7 +475,7 @@ def tables(report: dict[str, Any], markdown: bool = False) -> str:
         rows = [(g["goal"], g["target"], g["measured"], g["met"]) for g in report["goals"]]
         parts.append("goals\n" + fmt(("goal", "target", "measured", "met"), rows))
     for name in ("end_to_end", "concurrency", "memory", "multi_node", "side_by_side"):
-        if "skipped" in report[name]:
+        if "skipped" in report.get(name, {}):
             parts.append(f"{name}: skipped ({report[name]['skipped']})")
     return "\n\n".join(parts)
 
