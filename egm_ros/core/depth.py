@@ -295,8 +295,8 @@ def _quantiles(depths: np.ndarray, bins: np.ndarray) -> tuple[float, float, floa
     values = []
     for rank in ranks:
         b = int(np.searchsorted(below, rank, side="right")) - 1
-        in_bin = depths[bins == b]
-        values.append(float(np.partition(in_bin, rank - below[b])[rank - below[b]]))
+        in_bin = np.sort(depths[bins == b])  # not np.partition: slow on repeated values
+        values.append(float(in_bin[rank - below[b]]))
     return values[0], values[1], values[2]
 
 

@@ -244,3 +244,17 @@ def test_each_object_gets_3d_or_its_own_reason() -> None:
     reasons = lift_objects(as_message(z, "32FC1"), K, objects)
     assert objects[0].visible_3d is not None and objects[1].visible_3d is None
     assert len(reasons) == 1 and reasons[0].startswith("object 2: 0 of")
+
+
+def test_the_surface_quantiles_are_exact_order_statistics() -> None:
+    from egm_ros.core.depth import _bins, _quantiles
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 3000))
+        z = (rng.random(n) * rng.choice([0.01, 1.0, 5.0]) + 0.1).astype(np.float32)
+        if trial % 3 == 0:
+            z = np.round(z, 3).astype(np.float32)  # millimetres: many repeated values
+        s, m = np.sort(z), n - 1
+        ranks = (round(0.01 * m), m // 2, round(0.99 * m)) if m >= 99 else (0, m // 2, m)
+        assert _quantiles(z, _bins(z)) == tuple(float(s[r]) for r in ranks)

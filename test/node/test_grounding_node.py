@@ -16,7 +16,7 @@ pytest.importorskip("rclpy")
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
-from node_harness import RELIABLE, Harness, make_image, wait_for  # noqa: E402
+from node_harness import RELIABLE, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer, ServerProcess  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
@@ -48,13 +48,6 @@ def egm_reply(request: dict) -> str:
 def server():
     with ScriptedOpenAIServer(reply=egm_reply, model="EGM-test") as srv:
         yield srv
-
-
-@pytest.fixture
-def harness():
-    h = Harness()
-    yield h
-    h.close()
 
 
 def node_params(server, **extra) -> dict:

@@ -13,7 +13,7 @@ pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from depth_frames import FX, H, W, ask_with_depth, box_reply  # noqa: E402
-from node_harness import Harness, make_image, wait_for  # noqa: E402
+from node_harness import make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.ros
 def server():
     with ScriptedOpenAIServer(reply=box_reply, model="EGM-test") as srv:
         yield srv
-
-
-@pytest.fixture
-def harness():
-    h = Harness()
-    yield h
-    h.close()
 
 
 def grounding_node(harness, server, namespace: str = "/cam", remaps=(), **params) -> GroundingNode:

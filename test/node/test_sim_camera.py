@@ -21,41 +21,42 @@ from egm_ros.node.sim_camera import SimCamera  # noqa: E402
 pytestmark = pytest.mark.ros
 
 
-def test_publishes_scene_frames_and_camera_info() -> None:
+def run_camera(
+    namespace: str, params: dict, topics: dict[str, type], count: int = 5
+) -> tuple[dict[str, list], float]:
+    """A SimCamera in ``namespace`` with ``params``, until each of ``topics`` (relative) got
+    ``count`` messages: the messages by topic, and the seconds that took."""
     harness = Harness()
     try:
+        overrides = [Parameter(name, value=value) for name, value in params.items()]
         camera = SimCamera(
-            context=harness.context,
-            namespace="/sim",
-            parameter_overrides=[
-                Parameter("rate", value=20.0),
-                Parameter("seed", value=7),
-                Parameter("width", value=320),
-                Parameter("height", value=240),
-            ],
+            context=harness.context, namespace=namespace, parameter_overrides=overrides
         )
         harness.add(camera)
-        probe = harness.probe("/sim")
-        images: list[Image] = []
-        infos: list[CameraInfo] = []
-        probe.node.create_subscription(
-            Image, "/sim/image_raw", images.append, qos_profile_sensor_data
-        )
-        probe.node.create_subscription(
-            CameraInfo, "/sim/camera_info", infos.append, qos_profile_sensor_data
-        )
+        probe = harness.probe(namespace)
+        got: dict[str, list] = {topic: [] for topic in topics}
+        for topic, kind in topics.items():
+            probe.node.create_subscription(
+                kind, f"{namespace}/{topic}", got[topic].append, qos_profile_sensor_data
+            )
         t0 = time.monotonic()
-        wait_for(lambda: len(images) >= 5 and infos, 10)
+        wait_for(lambda: all(len(v) >= count for v in got.values()), 10)
         elapsed = time.monotonic() - t0
     finally:
         harness.close()
-    frame = images[-1]
+    return got, elapsed
+
+
+def test_publishes_scene_frames_and_camera_info() -> None:
+    params = {"rate": 20.0, "seed": 7, "width": 320, "height": 240}
+    got, elapsed = run_camera("/sim", params, {"image_raw": Image, "camera_info": CameraInfo})
+    frame = got["image_raw"][-1]
     assert (frame.width, frame.height, frame.encoding) == (320, 240, "rgb8")
     assert frame.header.frame_id == "sim_camera_optical" and frame.header.stamp.sec > 0
     rgb = image_to_rgb(frame.encoding, frame.width, frame.height, frame.step, frame.data)
     # Scene 0 (seed 7) rendered at the camera's own 4:3 aspect, not a stretched square.
     assert np.array_equal(rgb, generate_scene(7, width=320, height=240).image)
-    info = infos[-1]
+    info = got["camera_info"][-1]
     assert (info.width, info.height) == (320, 240) and info.k[2] == 160.0
     assert elapsed < 5  # 20 Hz: five frames well within the wait
 
@@ -92,33 +93,9 @@ def test_publishes_depth_aligned_to_the_unchanged_colour_frames(encoding: str) -
     from egm_ros.core.depth import decode_depth
     from egm_ros.data.scene_depth import scene_depth
 
-    harness = Harness()
-    try:
-        camera = SimCamera(
-            context=harness.context,
-            namespace="/sim3d",
-            parameter_overrides=[
-                Parameter("rate", value=20.0),
-                Parameter("seed", value=5),
-                Parameter("width", value=320),
-                Parameter("height", value=240),
-                Parameter("depth_encoding", value=encoding),
-            ],
-        )
-        harness.add(camera)
-        probe = harness.probe("/sim3d")
-        got: dict[str, list] = {"image_raw": [], "depth/image_raw": [], "depth/camera_info": []}
-        for topic, kind in (
-            ("image_raw", Image),
-            ("depth/image_raw", Image),
-            ("depth/camera_info", CameraInfo),
-        ):
-            probe.node.create_subscription(
-                kind, f"/sim3d/{topic}", got[topic].append, qos_profile_sensor_data
-            )
-        wait_for(lambda: all(len(v) >= 3 for v in got.values()), 10)
-    finally:
-        harness.close()
+    params = {"rate": 20.0, "seed": 5, "width": 320, "height": 240, "depth_encoding": encoding}
+    topics = {"image_raw": Image, "depth/image_raw": Image, "depth/camera_info": CameraInfo}
+    got, _ = run_camera("/sim3d", params, topics, count=3)
     colour = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in got["image_raw"]}
     depth = got["depth/image_raw"][-1]
     assert (depth.header.stamp.sec, depth.header.stamp.nanosec) in colour
