@@ -19,18 +19,21 @@ def main(args: Sequence[str] | None = None) -> int:
     from egm_ros.node.grounding_node import GroundingNode
 
     rclpy.init(args=list(args) if args is not None else sys.argv)
-    node = GroundingNode()
     # Several threads: image and command callbacks stay responsive while action goals wait.
     executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
+    node = None
+    try:  # Ctrl-C while the model loads (autostart configures in the constructor) is no error
+        node = GroundingNode()
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.on_shutdown(None)
+        if node is not None:
+            node.on_shutdown(None)
         executor.shutdown()
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
