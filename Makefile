@@ -81,7 +81,8 @@ soak: venv
 
 # Benchmarks (issue #8): node overhead, end to end through ROS topics with the embedded model and
 # with a vLLM server on loopback, concurrency, memory, nodes sharing one server. Writes
-# out/bench/bench.json and prints a table (about 5 min here); BENCH_ARGS=--quick for a smoke run.
+# out/bench/bench.json and prints a table (how long: README, Results here); BENCH_ARGS=--quick for
+# a smoke run.
 bench: venv
 	$(BIN)/python -m dev.bench $(BENCH_ARGS)
 

@@ -55,7 +55,7 @@ COMPRESSED_GOALS_MS = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dev.bench", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out/bench/bench.json", help="the JSON report")
-    p.add_argument("--quick", action="store_true", help="few repeats: a smoke run (~3 min)")
+    p.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
     p.add_argument(
         "--backend",
         choices=("embedded", "transformers"),

@@ -52,3 +52,25 @@ def test_the_readme_command_line_remaps_the_cameras_three_topics_together() -> N
         context.try_shutdown()
     assert resolved == {topic: f"/front_camera/{topic}" for topic in CAMERA_TOPICS}
     assert backend == "openai"
+
+
+@pytest.mark.parametrize(
+    ("topic", "profile"),
+    [("command", "COMMAND_QOS"), ("grounding_command", "COMMAND_QOS"), ("result", "RESULT_QOS")],
+)
+def test_the_readme_states_the_qos_of_commands_and_results(topic: str, profile: str) -> None:
+    # Issue 20, point 9: the QoS of `command` and `result` was undocumented.
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
+
+    from egm_ros.node import qos
+
+    qos_profile = getattr(qos, profile)
+    (row,) = [
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith(f"| `{topic}`")
+    ]
+    assert qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    assert qos_profile.durability == DurabilityPolicy.VOLATILE
+    assert qos_profile.history == HistoryPolicy.KEEP_LAST
+    assert f"QoS: reliable, volatile, keep last {qos_profile.depth} |" in row
