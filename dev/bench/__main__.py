@@ -551,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     assert not missing_keys(report), missing_keys(report)
     path = write_report(report, out)
+    stamp = report["meta"]["date"].replace(":", "").replace("+0000", "")
+    write_report(report, path.parent / "runs" / f"bench-{stamp}.json")  # for dev.bench.agree
     print()
     print(tables(report))
     print(f"\nwrote {path} in {report['meta']['duration_s']:.0f} s")

@@ -230,3 +230,30 @@ def summarise(
         "answers_identical": same == len(plain) and len(plain) > 0,
         "identical_answers": f"{same}/{len(plain)}",
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """This section alone: its own vLLM server on loopback, the report section printed."""
+    import argparse
+    import json
+
+    from dev.bench.ros_bench import VLLMServer
+
+    root = Path(__file__).resolve().parents[2]
+    parser = argparse.ArgumentParser(prog="python -m dev.bench.side_by_side", description=__doc__)
+    parser.add_argument("--model", default=str(root / "egm_ros" / "models" / "egm_tiny"))
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--out", default="out/bench/side_by_side.json")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    queries = scene_queries(out.parent / "side_by_side", args.requests)
+    with VLLMServer(args.model, "egm-bench", out.parent / "logs" / "vllm_side_by_side.log") as srv:
+        section = run(srv.base_url, srv.name, queries, args.max_new_tokens)
+    out.write_text(json.dumps({"side_by_side": section}, indent=2) + "\n")
+    print(json.dumps(section, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
