@@ -79,10 +79,11 @@ soak: venv
 	$(BIN)/python -m dev.soak --seconds $(SOAK_SECONDS) --out $(CURDIR)/out/soak \
 	    --json $(CURDIR)/out/soak/report.json $(SOAK_ARGS)
 
-# Benchmarks (issue #8): node overhead, end to end through ROS topics with the embedded model and
-# with a vLLM server on loopback, concurrency, memory, nodes sharing one server. Writes
-# out/bench/bench.json and prints a table (how long: README, Results here); BENCH_ARGS=--quick for
-# a smoke run.
+# Benchmarks (issues #8, #17): node overhead, end to end through ROS topics with the embedded model
+# and with a vLLM server on loopback, concurrency, memory, nodes sharing one server, a plain openai
+# client side by side with egm_ros. Writes out/bench/bench.json (a copy in out/bench/runs/) and
+# prints tables (how long: README, Results here); BENCH_ARGS=--quick for a smoke run. Needs an
+# idle machine. `python -m dev.bench.agree` says whether the three newest runs agree.
 bench: venv
 	$(BIN)/python -m dev.bench $(BENCH_ARGS)
 

@@ -1,14 +1,16 @@
-"""``make bench`` / ``python -m dev.bench``: every benchmark of issue #8 in one run, one JSON file
-(``out/bench/bench.json``) and a short table.
+"""``make bench`` / ``python -m dev.bench``: every benchmark of issues #8 and #17 in one run, one
+JSON file (``out/bench/bench.json``, a copy in ``out/bench/runs/``) and short tables.
 
-1. overhead of the node path without the model (4 resolutions, raw and compressed input) and
-   the full-frame copies one request makes; the 3D step (``use_depth``) at 640x480;
+1. overhead of the node path without the model (4 resolutions; raw, compressed, and compressed
+   with ``max_pixels`` 0) and the full-frame copies one request makes; the 3D step
+   (``use_depth``) at 640x480;
 2. end to end through ROS topics with the embedded model (a ``grounding_node`` process with
-   the transformers engine): p50/p95 and the split into waiting, preprocessing, inference and
-   publishing; throughput and latency with 1, 2, 4, 8 commands in flight; the node's peak RSS;
+   the transformers engine, a client process of its own): p50/p95, the split into waiting,
+   preprocessing and inference, and the part outside the node; throughput and latency with 1,
+   2, 4, 8 commands in flight; the node's peak RSS;
 3. the OpenAI engine against a real vLLM server on loopback serving the same model: end to end,
-   and several nodes sharing that server (each must get its own results; latency alone vs
-   shared).
+   several nodes sharing that server (each must get its own results; latency alone vs
+   shared), and a plain ``openai`` client side by side with egm_ros's grounder.
 
 The embedded model is EGM-Tiny once ``egm_ros/models/egm_tiny/model.safetensors`` exists;
 until then a random model of the same size is built and the report says so (its latencies are
@@ -29,33 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from dev.bench import depth_step, overhead, side_by_side
-from dev.bench.report import (
-    PAPER_MS,
-    format_table,
-    goal,
-    markdown_table,
-    missing_keys,
-    skipped,
-    write_report,
-)
+from dev.bench.report import PAPER_MS, SECTIONS, missing_keys, skipped, write_report
+from dev.bench.summary import OPTIONAL, goals, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_DIR = ROOT / "egm_ros" / "models" / "egm_tiny"
 LEVELS = (1, 2, 4, 8)
-#: Issue 17's goals for compressed frames, at the node's default max_pixels (decoded, resized,
-#: encoded) and with max_pixels 0 (the JPEG goes to the server as it is).
-COMPRESSED_GOALS_MS = {
-    ("1920x1080", "compressed"): 5.0,
-    ("3840x2160", "compressed"): 12.0,
-    ("1920x1080", "compressed, max_pixels 0"): 5.0,
-    ("3840x2160", "compressed, max_pixels 0"): 12.0,
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dev.bench", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out/bench/bench.json", help="the JSON report")
-    p.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
+    p.add_argument("--quick", action="store_true", help="few repeats and commands: a smoke run")
     p.add_argument(
         "--backend",
         choices=("embedded", "transformers"),
@@ -213,271 +200,57 @@ def run_openai(
     """One vLLM server on loopback: end to end and 1/4 in flight through one node, then
     ``nodes`` nodes alone and all at once; then, with the nodes stopped, the plain client and
     egm_ros's grounder side by side on the same server."""
-    from dev.bench.report import add_speedup
-    from dev.bench.ros_bench import (
-        BenchClient,
-        VLLMServer,
-        latency_section,
-        routing_errors,
-        throughput_row,
-    )
-    from dev.node_process import NodeProcess
-    from dev.stats import summary
+    from dev.bench.ros_bench import VLLMServer
 
-    cams = cameras(nodes)
-    by_ns = {c.namespace: c for c in cams}
     print("  starting the vLLM server (about a minute) ...")
     with VLLMServer(model["path"], "egm-bench", logs / "vllm_server.log") as server:
         print(f"  vLLM server ready in {server.startup_ms / 1000:.0f} s")
-        params = node_params(
-            {"backend": "openai", "path": ""}, args.max_new_tokens, base_url=server.base_url
-        )
-        procs = [
-            NodeProcess(c.namespace, params, logs / f"openai_node_{i}.log")
-            for i, c in enumerate(cams)
-        ]
-        client = BenchClient(cams, logs / "client_openai.log")
-        try:
-            client.wait_ready(procs, timeout=300)
-            first = cams[0].namespace
-            client.run({first: 2}, 1, timeout=300)  # warm-up
-            print(f"  openai end to end ({n} commands) ...")
-            records, wall = client.run({first: max(n, per_node)}, 1, timeout=600)
-            e2e = latency_section(records)
-            rows = [throughput_row(records, 1, wall)]
-            for level in (4,):
-                count = (2 if args.quick else 8) * level  # enough for a steady rate
-                print(f"  {level} in flight ({count} commands) ...")
-                recs, wall = client.run({first: count}, level, timeout=600)
-                rows.append(throughput_row(recs, level, wall))
-            alone = {first: records[:per_node]}
-            for cam in cams[1:]:
-                recs, _ = client.run({cam.namespace: per_node}, 1, timeout=600)
-                alone[cam.namespace] = recs
-            print(f"  {nodes} nodes sharing the server ({per_node} commands each) ...")
-            shared, wall = client.run({c.namespace: per_node for c in cams}, 1, timeout=900)
-            alone_all = [r for recs in alone.values() for r in recs]
-            reference = {(r.namespace, r.prompt): r.answer for r in alone_all}
-            same = sum(reference.get((r.namespace, r.prompt)) == r.answer for r in shared)
-            errors = routing_errors(shared, by_ns) + routing_errors(alone_all, by_ns)
-            alone_p50 = summary([r.e2e_ms for r in alone_all]).get("p50_ms")
-            shared_p50 = summary([r.e2e_ms for r in shared]).get("p50_ms")
-            multi = {
-                "nodes": nodes,
-                "commands_per_node": per_node,
-                "server": "vLLM OpenAI-compatible server on 127.0.0.1, one process",
-                "results_correct": not errors and client.misrouted == 0,
-                "routing_errors": errors[:10],
-                "misrouted_results": client.misrouted,
-                "answers_identical_to_alone": f"{same}/{len(shared)}",
-                "alone": summary([r.e2e_ms for r in alone_all]),
-                "shared": summary([r.e2e_ms for r in shared]),
-                "shared_over_alone_p50": (
-                    round(shared_p50 / alone_p50, 2) if alone_p50 and shared_p50 else None
-                ),
-                "shared_throughput_rps": round(len(shared) / wall, 3),
-                "per_node_shared_p50_ms": {
-                    ns: summary([r.e2e_ms for r in shared if r.namespace == ns]).get("p50_ms")
-                    for ns in by_ns
-                },
-            }
-            e2e["server_startup_s"] = round(server.startup_ms / 1000, 1)
-        finally:
-            client.close()
-            for proc in procs:
-                proc.stop()
+        e2e, rows, multi = _openai_nodes(args, server.base_url, n, nodes, per_node, logs)
+        e2e["server_startup_s"] = round(server.startup_ms / 1000, 1)
         count = 4 if args.quick else 20
         print(f"  side by side: a plain openai client and egm_ros, {count} amodal requests ...")
         queries = side_by_side.scene_queries(logs.parent / "side_by_side", count)
         pair = side_by_side.run(server.base_url, server.name, queries, args.max_new_tokens)
-        return e2e, add_speedup(rows), multi, pair
+        return e2e, rows, multi, pair
 
 
-# --------------------------------------------------------------------------- goals and tables
-def goals(report: dict[str, Any]) -> list[dict]:
-    out = []
-    rows = report["overhead"].get("rows", []) if isinstance(report["overhead"], dict) else []
-    hd = {r["input"]: r for r in rows if r["resolution"] == "1920x1080"}
-    if "raw" in hd:
-        p50 = hd["raw"]["p50_ms"]
-        out.append(goal("node overhead 1920x1080 raw, p50", "<= 5 ms", p50, p50 <= 5.0))
-        cpu = hd["raw"].get("cpu_p50_ms")
-        if cpu is not None:  # the work itself, when waiting for a busy core inflates the wall
-            out.append(goal("node overhead 1920x1080 raw, CPU p50", "<= 5 ms", cpu, cpu <= 5.0))
-    for (resolution, kind), limit in COMPRESSED_GOALS_MS.items():
-        for r in rows:
-            if (r["resolution"], r["input"]) == (resolution, kind):
-                p50 = r["p50_ms"]
-                what = f"node overhead {resolution} {kind}, p50"
-                out.append(goal(what, f"<= {limit:g} ms", p50, p50 <= limit))
-    for kind in ("raw", "compressed"):
-        copies = [r["full_frame_copies"] for r in rows if r["input"] == kind]
-        if copies:
-            out.append(
-                goal(
-                    f"full-frame copies per request, {kind}", "<= 1", max(copies), max(copies) <= 1
-                )
-            )
-    depth = report["overhead"].get("depth_3d", {}) if isinstance(report["overhead"], dict) else {}
-    if depth.get("rows"):
-        worst = max(r["p50_ms"] for r in depth["rows"])
-        target = f"<= {depth['goal_p50_ms']:g} ms"
-        met = worst <= depth["goal_p50_ms"]
-        out.append(goal("3D step 640x480 (use_depth), p50, worst row", target, worst, met))
-    for name, sec in report["end_to_end"].items():
-        p95 = sec.get("outside_node_ms", {}).get("p95")
-        if p95 is not None:
-            out.append(
-                goal(f"round trip outside the node, {name}, p95", "<= 15 ms", p95, p95 <= 15)
-            )
-    conc = report["concurrency"]
-    tp = {r["in_flight"]: r["throughput_rps"] for r in conc.get("embedded", [])}
-    if tp.get(1) and tp.get(4):
-        ratio = round(tp[4] / tp[1], 2)
-        out.append(
-            goal("throughput 4 in flight / 1 in flight, embedded", ">= 2x", ratio, ratio >= 2)
-        )
-    pair = report.get("side_by_side", {})
-    ratio = pair.get("amodal_latency_ratio_p50")
-    if ratio is not None:
-        what = "amodal p50, egm_ros / plain openai client, 1 in flight"
-        out.append(goal(what, "<= 0.6", ratio, ratio <= 0.6))
-    multi = report["multi_node"]
-    if "results_correct" in multi:
-        out.append(
-            goal(
-                f"{multi['nodes']} nodes on one server: each gets its own results",
-                "all correct",
-                multi["answers_identical_to_alone"] + " identical to alone",
-                multi["results_correct"],
-            )
-        )
-        ratio = multi["shared_over_alone_p50"]
-        out.append(
-            goal(
-                "shared-server latency degrades gracefully (p50 shared / alone)",
-                f"< {multi['nodes']} (better than serialising)",
-                ratio,
-                ratio is not None and ratio < multi["nodes"],
-            )
-        )
-    return out
+def _openai_nodes(
+    args: argparse.Namespace, base_url: str, n: int, nodes: int, per_node: int, logs: Path
+) -> tuple[dict, list[dict], dict]:
+    """Grounding nodes with the OpenAI engine on the server at ``base_url``: end to end, 4 in
+    flight, then each node alone and all at once."""
+    from dev.bench.report import add_speedup
+    from dev.bench.ros_bench import BenchClient, latency_section, multi_node_section, throughput_row
+    from dev.node_process import NodeProcess
 
-
-def tables(report: dict[str, Any], markdown: bool = False) -> str:
-    fmt = markdown_table if markdown else format_table
-    parts = []
-    meta = report["meta"]
-    parts.append(
-        f"model: {meta['model']['name']} ({meta['model']['weights']}); "
-        f"max_new_tokens {meta['max_new_tokens']}; {meta['machine']}; load average (1, 5, 15 "
-        f"min) {meta.get('load_average_at_start')} at start, {meta.get('load_average_at_end')} "
-        "at end"
-    )
-    if "rows" in report["overhead"]:
-        parts.append("node overhead without the model\n" + overhead.table(report["overhead"], fmt))
-    if "depth_3d" in report["overhead"]:
-        parts.append(
-            "3D step (use_depth)\n" + depth_step.table(report["overhead"]["depth_3d"], fmt)
-        )
-    e2e_rows = []
-    for name, sec in report["end_to_end"].items():
-        if "end_to_end" in sec:
-            split, outside = sec["split_p50_ms"], sec.get("outside_node_ms", {})
-            e2e_rows.append(
-                (
-                    name,
-                    sec["end_to_end"].get("n"),
-                    sec["end_to_end"].get("p50_ms"),
-                    sec["end_to_end"].get("p95_ms"),
-                    split["waiting"],
-                    split["preprocessing"],
-                    split["inference"],
-                    outside.get("p50"),
-                    outside.get("p95"),
-                    sec["tokens_mean"],
-                )
-            )
-    if e2e_rows:
-        headers = (
-            "engine",
-            "n",
-            "p50 ms",
-            "p95 ms",
-            "wait",
-            "preproc",
-            "infer",
-            "outside p50",
-            "outside p95",
-            "tok",
-        )
-        parts.append(
-            "end to end through ROS topics (wait, preproc, infer: p50 ms; outside the node: "
-            "the round trip less the node's total)\n" + fmt(headers, e2e_rows)
-        )
-    conc_rows = [
-        (
-            name,
-            r["in_flight"],
-            r["throughput_rps"],
-            r.get("x_of_1_in_flight"),
-            r["p50_ms"],
-            r["p95_ms"],
-            r.get("tokens_mean"),
-        )
-        for name, rows in report["concurrency"].items()
-        if isinstance(rows, list)
-        for r in rows
+    cams = cameras(nodes)
+    params = node_params({"backend": "openai", "path": ""}, args.max_new_tokens, base_url=base_url)
+    procs = [
+        NodeProcess(c.namespace, params, logs / f"openai_node_{i}.log") for i, c in enumerate(cams)
     ]
-    if conc_rows:
-        headers = ("engine", "in flight", "req/s", "x of 1", "p50 ms", "p95 ms", "tok")
-        parts.append("concurrency\n" + fmt(headers, conc_rows))
-    mem = report["memory"]
-    if "node_peak_rss_mb" in mem:
-        parts.append(
-            f"grounding node peak RSS with the embedded model: {mem['node_peak_rss_mb']} MB"
-        )
-    multi = report["multi_node"]
-    if "alone" in multi:
-        rows = [
-            (
-                "alone",
-                multi["alone"].get("n"),
-                multi["alone"].get("p50_ms"),
-                multi["alone"].get("p95_ms"),
-            ),
-            (
-                "shared",
-                multi["shared"].get("n"),
-                multi["shared"].get("p50_ms"),
-                multi["shared"].get("p95_ms"),
-            ),
-        ]
-        parts.append(
-            f"{multi['nodes']} nodes, one vLLM server: results correct "
-            f"{multi['results_correct']}, answers identical to alone "
-            f"{multi['answers_identical_to_alone']}\n" + fmt(("run", "n", "p50 ms", "p95 ms"), rows)
-        )
-    pair = report.get("side_by_side", {})
-    if "plain_client" in pair:
-        rows = [
-            (name, r["in_flight"], r["p50_ms"], r["p95_ms"], r["throughput_rps"], r["tokens_mean"])
-            for name in ("plain_client", "egm_ros")
-            for r in pair[name]
-        ]
-        parts.append(
-            f"side by side on one vLLM server, {pair['mode']} requests: egm_ros / plain p50 "
-            f"{pair['amodal_latency_ratio_p50']} at 1 in flight; boxes identical "
-            f"{pair['identical_answers']}\n"
-            + fmt(("client", "in flight", "p50 ms", "p95 ms", "req/s", "tok"), rows)
-        )
-    if report["goals"]:
-        rows = [(g["goal"], g["target"], g["measured"], g["met"]) for g in report["goals"]]
-        parts.append("goals\n" + fmt(("goal", "target", "measured", "met"), rows))
-    for name in ("end_to_end", "concurrency", "memory", "multi_node", "side_by_side"):
-        if "skipped" in report.get(name, {}):
-            parts.append(f"{name}: skipped ({report[name]['skipped']})")
-    return "\n\n".join(parts)
+    client = BenchClient(cams, logs / "client_openai.log")
+    try:
+        client.wait_ready(procs, timeout=300)
+        first = cams[0].namespace
+        client.run({first: 2}, 1, timeout=300)  # warm-up
+        print(f"  openai end to end ({n} commands) ...")
+        records, wall = client.run({first: max(n, per_node)}, 1, timeout=600)
+        rows = [throughput_row(records, 1, wall)]
+        count = (2 if args.quick else 8) * 4  # enough for a steady rate
+        print(f"  4 in flight ({count} commands) ...")
+        recs, wall = client.run({first: count}, 4, timeout=600)
+        rows.append(throughput_row(recs, 4, wall))
+        alone = list(records[:per_node])
+        for cam in cams[1:]:
+            alone += client.run({cam.namespace: per_node}, 1, timeout=600)[0]
+        print(f"  {nodes} nodes sharing the server ({per_node} commands each) ...")
+        shared, wall = client.run({c.namespace: per_node for c in cams}, 1, timeout=900)
+        multi = multi_node_section(alone, shared, wall, cams, client.misrouted)
+        return latency_section(records), add_speedup(rows), multi
+    finally:
+        client.close()
+        for proc in procs:
+            proc.stop()
 
 
 # --------------------------------------------------------------------------- main
@@ -487,65 +260,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    quick = args.quick
-    repeats = args.repeats or (5 if quick else 30)
-    n = args.requests or (4 if quick else 20)
-    nodes = args.nodes or (2 if quick else 3)
-    per_node = 3 if quick else 8
-    levels = (1, 4) if quick else LEVELS
+    repeats = args.repeats or (5 if args.quick else 30)
     out = Path(args.out)
-    work = out.parent
-    logs = work / "logs"
     started = time.monotonic()
-    report: dict[str, Any] = {
-        "meta": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, no GPU"
-            if not _has_cuda()
-            else f"{os.cpu_count()} CPU cores, CUDA GPU",
-            "python": platform.python_version(),
-            "quick": quick,
-            "max_new_tokens": args.max_new_tokens,
-            "embedded_node_threads": args.threads or "torch default",
-            "paper_ms_per_request": PAPER_MS,
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
-        "overhead": {},
-        "end_to_end": {},
-        "concurrency": {},
-        "memory": {},
-        "multi_node": {},
-        "side_by_side": {},
-        "goals": [],
-    }
+    report: dict[str, Any] = {"meta": _meta(args)}
+    report.update({name: {} for name in SECTIONS if name != "meta"})
+    report["goals"] = []
     print(f"== node overhead ({repeats} repeats per row) ...", flush=True)
     report["overhead"] = overhead.run(repeats)
     print(f"== 3D step ({10 * repeats} repeats per row) ...", flush=True)
     report["overhead"]["depth_3d"] = depth_step.run(10 * repeats)
-    model = choose_model(args, work)
+    model = choose_model(args, out.parent)
     model["parameters"] = model_parameters(model["path"])
     report["meta"]["model"] = model
     if args.skip_ros:
-        for name in ("end_to_end", "concurrency", "memory", "multi_node", "side_by_side"):
+        for name in OPTIONAL:
             report[name] = skipped("--skip-ros")
     else:
-        print(f"== embedded engine through ROS topics: {model['name']}", flush=True)
-        e2e, rows, memory = run_embedded(args, model, n, levels, logs)
-        report["end_to_end"]["embedded"] = e2e
-        report["concurrency"]["embedded"] = rows
-        report["memory"] = memory
-        if args.skip_vllm or not _has_vllm():
-            reason = "--skip-vllm" if args.skip_vllm else "vLLM is not installed"
-            report["end_to_end"]["openai_vllm"] = skipped(reason)
-            report["multi_node"] = skipped(reason)
-            report["side_by_side"] = skipped(reason)
-        else:
-            print("== OpenAI engine against a vLLM server on loopback", flush=True)
-            e2e, rows, multi, pair = run_openai(args, model, n, nodes, per_node, logs)
-            report["end_to_end"]["openai_vllm"] = e2e
-            report["concurrency"]["openai_vllm"] = rows
-            report["multi_node"] = multi
-            report["side_by_side"] = pair
+        _ros_sections(args, model, report, out.parent / "logs")
     report["goals"] = goals(report)
     report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
     report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -557,6 +289,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(tables(report))
     print(f"\nwrote {path} in {report['meta']['duration_s']:.0f} s")
     return 0
+
+
+def _meta(args: argparse.Namespace) -> dict[str, Any]:
+    machine = "CUDA GPU" if _has_cuda() else "no GPU"
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {machine}",
+        "python": platform.python_version(),
+        "quick": args.quick,
+        "max_new_tokens": args.max_new_tokens,
+        "embedded_node_threads": args.threads or "torch default",
+        "paper_ms_per_request": PAPER_MS,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _ros_sections(
+    args: argparse.Namespace, model: dict[str, Any], report: dict[str, Any], logs: Path
+) -> None:
+    """The sections through ROS topics: the embedded node, then the vLLM server's."""
+    quick = args.quick
+    n = args.requests or (4 if quick else 20)
+    print(f"== embedded engine through ROS topics: {model['name']}", flush=True)
+    e2e, rows, memory = run_embedded(args, model, n, (1, 4) if quick else LEVELS, logs)
+    report["end_to_end"]["embedded"] = e2e
+    report["concurrency"]["embedded"] = rows
+    report["memory"] = memory
+    if args.skip_vllm or not _has_vllm():
+        reason = "--skip-vllm" if args.skip_vllm else "vLLM is not installed"
+        report["end_to_end"]["openai_vllm"] = skipped(reason)
+        report["multi_node"] = skipped(reason)
+        report["side_by_side"] = skipped(reason)
+        return
+    print("== OpenAI engine against a vLLM server on loopback", flush=True)
+    nodes = args.nodes or (2 if quick else 3)
+    e2e, rows, multi, pair = run_openai(args, model, n, nodes, 3 if quick else 8, logs)
+    report["end_to_end"]["openai_vllm"] = e2e
+    report["concurrency"]["openai_vllm"] = rows
+    report["multi_node"] = multi
+    report["side_by_side"] = pair
 
 
 def _has_vllm() -> bool:

@@ -223,6 +223,43 @@ def throughput_row(records: Sequence[Record], in_flight: int, wall_s: float) -> 
     }
 
 
+def multi_node_section(
+    alone: Sequence[Record],
+    shared: Sequence[Record],
+    wall_s: float,
+    cameras: Sequence[Camera],
+    misrouted: int,
+) -> dict[str, Any]:
+    """Several nodes on one server: each node's commands alone, then all at once. Correct =
+    no routing error and no result on another node's topic; the answers should equal the
+    node's own alone (greedy decoding)."""
+    by_ns = {c.namespace: c for c in cameras}
+    reference = {(r.namespace, r.prompt): r.answer for r in alone}
+    same = sum(reference.get((r.namespace, r.prompt)) == r.answer for r in shared)
+    errors = routing_errors(shared, by_ns) + routing_errors(alone, by_ns)
+    alone_p50 = summary([r.e2e_ms for r in alone]).get("p50_ms")
+    shared_p50 = summary([r.e2e_ms for r in shared]).get("p50_ms")
+    return {
+        "nodes": len(cameras),
+        "commands_per_node": len(shared) // max(1, len(cameras)),
+        "server": "vLLM OpenAI-compatible server on 127.0.0.1, one process",
+        "results_correct": not errors and misrouted == 0,
+        "routing_errors": errors[:10],
+        "misrouted_results": misrouted,
+        "answers_identical_to_alone": f"{same}/{len(shared)}",
+        "alone": summary([r.e2e_ms for r in alone]),
+        "shared": summary([r.e2e_ms for r in shared]),
+        "shared_over_alone_p50": (
+            round(shared_p50 / alone_p50, 2) if alone_p50 and shared_p50 else None
+        ),
+        "shared_throughput_rps": round(len(shared) / wall_s, 3) if wall_s > 0 else None,
+        "per_node_shared_p50_ms": {
+            ns: summary([r.e2e_ms for r in shared if r.namespace == ns]).get("p50_ms")
+            for ns in by_ns
+        },
+    }
+
+
 def routing_errors(records: Sequence[Record], cameras: Mapping[str, Camera]) -> list[str]:
     """Why a result does not belong to the command it answers (empty = all correct): each
     must carry its command, its node's camera frame_id and stamp and its image size."""

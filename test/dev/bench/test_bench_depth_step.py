@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dev.bench import depth_step
-from dev.bench.__main__ import goals, tables
+from dev.bench.summary import goals, tables
 
 
 def test_rows_for_each_encoding_and_target_with_a_real_lift() -> None:

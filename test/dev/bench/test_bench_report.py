@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from dev.bench.__main__ import goals, tables
 from dev.bench.report import (
     SECTIONS,
     add_speedup,
@@ -17,6 +16,7 @@ from dev.bench.report import (
     skipped,
     write_report,
 )
+from dev.bench.summary import goals, tables
 
 
 def test_format_table_aligns_columns_and_rejects_ragged_rows() -> None:

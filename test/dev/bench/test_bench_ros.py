@@ -17,6 +17,7 @@ from dev.bench.ros_bench import (
     Camera,
     Record,
     latency_section,
+    multi_node_section,
     routing_errors,
     throughput_row,
 )
@@ -51,6 +52,25 @@ def test_routing_errors_name_results_of_another_node() -> None:
     missing = Record("/a", "x", "the mug", sent=0.0)
     errors = routing_errors([wrong, missing], {"/a": cam})
     assert len(errors) == 2 and "cam_b" in errors[0] and "no result" in errors[1]
+
+
+def test_multi_node_section_compares_shared_answers_with_alone() -> None:
+    cams = [
+        Camera(f"/{n}", np.zeros((3, 4, 3), np.uint8), f"cam_{n}", (1, 2), ["the mug"])
+        for n in "ab"
+    ]
+
+    def rec(ns: str, i: int, answer: tuple) -> Record:
+        return record(i, ns, frame_id=f"cam_{ns[1]}", answer=answer)
+
+    alone = [rec("/a", 0, ("x",)), rec("/b", 1, ("y",))]
+    shared = [rec("/a", 2, ("x",)), rec("/b", 3, ("z",))]
+    multi = multi_node_section(alone, shared, 2.0, cams, misrouted=0)
+    assert multi["results_correct"] is True and multi["answers_identical_to_alone"] == "1/2"
+    assert (multi["nodes"], multi["commands_per_node"]) == (2, 1)
+    assert multi["shared_throughput_rps"] == 1.0
+    assert set(multi["per_node_shared_p50_ms"]) == {"/a", "/b"}
+    assert multi_node_section(alone, shared, 2.0, cams, misrouted=1)["results_correct"] is False
 
 
 @pytest.mark.slow
