@@ -3,7 +3,9 @@
 Parameters come from `params_file` (default: the package's config/grounding.yaml); the
 `backend`, `model`, `base_url` and `mode` arguments override it only when given. `camera`
 remaps image_raw, image_raw/compressed and camera_info together (default: none, the node's
-namespace, where `sim_camera` publishes). The rules live in `egm_ros.node.launch_args`.
+namespace, where `sim_camera` publishes); `depth_camera` remaps depth/image_raw and
+depth/camera_info to its image_raw and camera_info and turns use_depth on. The rules live in
+`egm_ros.node.launch_args`.
 
 Several cameras: launch it once per camera namespace, e.g.
     ros2 launch egm_ros grounding.launch.py namespace:=front camera:=/front/camera
@@ -35,7 +37,7 @@ def grounding_node(context):
             namespace=given["namespace"],
             output="screen",
             parameters=node_parameters(params_file, given),
-            remappings=camera_remappings(given["camera"]),
+            remappings=camera_remappings(given["camera"], given["depth_camera"]),
         )
     ]
 

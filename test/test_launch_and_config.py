@@ -153,6 +153,22 @@ def test_given_arguments_win_over_the_params_file_and_nothing_else_does(launched
     assert _node_values(given, user, tmp_path) == {**user, "mode": "visible"}
 
 
+@pytest.mark.ros
+def test_depth_camera_remaps_the_depth_topics_and_turns_use_depth_on(launched, tmp_path) -> None:
+    node = launched(camera="/camera/color", depth_camera="/camera/aligned_depth_to_color/")
+    assert node["remappings"][3:] == [
+        ("depth/image_raw", "/camera/aligned_depth_to_color/image_raw"),
+        ("depth/camera_info", "/camera/aligned_depth_to_color/camera_info"),
+    ]
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"autostart": False}}}))
+    given = launched(params_file=str(mine), depth_camera="/d")["parameters"]
+    assert _node_values(given, ["use_depth"], tmp_path) == {"use_depth": True}
+    plain = launched(params_file=str(mine))
+    assert _node_values(plain["parameters"], ["use_depth"], tmp_path) == {"use_depth": False}
+    assert plain["remappings"] == []
+
+
 def test_launch_arguments_cover_camera_backend_model_mode_and_params_file() -> None:
     names = set(ARGUMENTS)
     assert {"namespace", "camera", "backend", "model", "mode", "params_file"} <= names
