@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scripted_engine import ScriptedEngine, answer
+from scripted_engine import BytesEngine, ScriptedEngine, answer
 
 from egm_ros.core.compressed import decode_compressed, encoded_as_is
 from egm_ros.core.engine import EncodedImage, Engine
@@ -15,12 +15,6 @@ from egm_ros.core.families import Family
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.images import encode_jpeg
 from egm_ros.core.types import Mode, Status
-
-
-class BytesEngine(ScriptedEngine):
-    """A scripted engine that sends image bytes, as the OpenAI-compatible and vLLM ones do."""
-
-    takes_encoded = True
 
 
 def grounder(engine: Engine, family: Family = Family.QWEN3_VL, **config) -> Grounder:

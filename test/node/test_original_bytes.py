@@ -19,7 +19,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from node_harness import Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from PIL import Image  # noqa: E402
-from scripted_engine import ScriptedEngine  # noqa: E402
+from scripted_engine import BytesEngine, ScriptedEngine  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 from sensor_msgs.msg import Image as ImageMsg  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -91,12 +91,6 @@ def test_a_compressed_frame_goes_to_the_server_unchanged_unless_resized() -> Non
         assert img.format == "JPEG" and img.width * img.height <= 100_000
     assert (results[1].image_width, results[1].image_height) == (640, 480)
     assert "the mug" in json.dumps(server.requests[0]["messages"])
-
-
-class BytesEngine(ScriptedEngine):
-    """A scripted engine that sends image bytes, as the OpenAI-compatible and vLLM ones do."""
-
-    takes_encoded = True
 
 
 def test_a_frame_is_decoded_only_when_something_needs_its_pixels() -> None:

@@ -61,6 +61,12 @@ class ScriptedEngine(Engine):
         return outputs
 
 
+class BytesEngine(ScriptedEngine):
+    """A scripted engine that sends image bytes, as the OpenAI-compatible and vLLM ones do."""
+
+    takes_encoded = True
+
+
 def answer(*boxes: list[int]) -> str:
     items = ", ".join(f'{{"bbox_2d": {list(b)}, "label": "mug"}}' for b in boxes)
     return f"I see it.</think>```json\n[{items}]\n```"
