@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -19,7 +18,7 @@ from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import GroundingError, GroundingOutcome, Mode, Status
-from egm_ros.engines import BACKENDS, create_engine
+from egm_ros.engines import BACKENDS, create_engine, no_progress_bars
 
 #: EGM-Tiny, shipped in the package: works on a fresh machine with no GPU and no download.
 DEFAULT_BACKEND = "embedded"
@@ -195,8 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if conflict is not None:
         print(f"egm-ground: error: {conflict}", file=sys.stderr)
         return 2
-    # No tqdm bars on stderr (read by huggingface_hub and transformers at their import).
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    no_progress_bars()  # on stderr
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

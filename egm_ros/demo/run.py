@@ -23,6 +23,7 @@ from rclpy.parameter import Parameter
 
 from egm_ros.core.types import Status
 from egm_ros.demo.client import DemoClient
+from egm_ros.engines import no_progress_bars
 from egm_ros.node.grounding_node import GroundingNode
 from egm_ros.node.sim_camera import SimCamera
 
@@ -77,6 +78,7 @@ def _camera(seed: int, size: int, depth: bool) -> SimCamera:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    no_progress_bars()  # the node's model loads in this process
     rclpy.init()
     out = Path(args.out).resolve()
     size = 224

@@ -6,6 +6,7 @@ pull in torch, transformers, vLLM or TensorRT-LLM only when chosen.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,13 @@ from egm_ros.core.engine import Engine
 from egm_ros.core.types import GroundingError, Status
 
 BACKENDS = ("embedded", "transformers", "vllm", "openai", "tensorrt_llm")
+
+
+def no_progress_bars() -> None:
+    """No tqdm bars ("Loading weights") in a tool's or a node's log. huggingface_hub and
+    transformers read this when they are imported, so a program calls it before loading an
+    engine (``HF_HUB_DISABLE_PROGRESS_BARS=0`` in the environment keeps them)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @dataclass

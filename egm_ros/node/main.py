@@ -4,7 +4,6 @@ __ns:=/front_camera --params-file config/grounding.yaml``. The same entry point 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
@@ -13,9 +12,9 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    # No tqdm bars ("Loading weights") in a node's log; read by huggingface_hub and
-    # transformers when they are imported, so before the node imports them.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from egm_ros.engines import no_progress_bars
+
+    no_progress_bars()  # before the node imports an engine's libraries
     from egm_ros.node.grounding_node import GroundingNode
 
     rclpy.init(args=list(args) if args is not None else sys.argv)

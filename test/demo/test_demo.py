@@ -27,6 +27,7 @@ def test_demo_answers_every_command_and_writes_pictures(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     # The folder as given (the README's sample output has no machine path).
     assert "2 results (2 ok)" in proc.stdout and "annotated pictures in out/demo\n" in proc.stdout
+    assert "Loading weights" not in proc.stderr  # no progress bar in the node's log
     out = tmp_path / "out" / "demo"
     pictures = sorted(p.name for p in out.glob("*.png"))
     assert len(pictures) == 2
