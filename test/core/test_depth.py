@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from egm_ros.core.depth import (
     DepthError,
@@ -258,3 +260,41 @@ def test_the_surface_quantiles_are_exact_order_statistics() -> None:
         s, m = np.sort(z), n - 1
         ranks = (round(0.01 * m), m // 2, round(0.99 * m)) if m >= 99 else (0, m // 2, m)
         assert _quantiles(z, _bins(z)) == tuple(float(s[r]) for r in ranks)
+
+
+def _fuzz_depth(seed: int, width: int, height: int) -> np.ndarray:
+    """Depth with every kind of pixel a sensor sends: valid, 0, NaN, +-Inf, negative, far."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.0, 25.0, (height, width))
+    bad = rng.random((height, width)) < rng.uniform(0.0, 0.9)  # a share of bad pixels
+    z[bad] = rng.choice([0.0, np.nan, np.inf, -np.inf, -1.0], int(bad.sum()))
+    return z
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    box=st.tuples(*(st.floats(-20.0, 60.0, allow_nan=False) for _ in range(4))),
+    amodal=st.booleans(),
+)
+def test_any_depth_gives_a_finite_box_in_range_or_a_reason(seed, box, amodal) -> None:
+    from egm_ros.core.geometry import make_box
+
+    width, height = 40, 30
+    z = _fuzz_depth(seed, width, height)
+    data = z.astype("<f4").tobytes()
+    depth = decode_depth("32FC1", width, height, width * 4, data)
+    visible = make_box(*box)
+    obj = GroundedObject(visible=visible, amodal=visible, amodal_predicted=amodal)
+    k = Intrinsics(30.0, 30.0, 19.5, 14.5)
+    try:
+        lift_object(depth, k, obj)
+    except DepthError as err:
+        assert str(err)
+        assert obj.visible_3d is None and obj.amodal_3d is None
+        return
+    for b in (obj.visible_3d, obj.amodal_3d) if amodal else (obj.visible_3d,):
+        assert b is not None
+        assert all(math.isfinite(v) for v in (*b.center, *b.size))
+        assert all(s >= 0 for s in b.size)
+        assert 0.05 - 1e-6 <= b.low[2] and b.high[2] <= 20.0 + b.size[0] + 1e-6
