@@ -9,6 +9,10 @@ from collections.abc import Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
+
+#: What rcl calls raise once Ctrl-C has shut the context down (rclpy's own signal handler).
+RCLError = rclpy_implementation.RCLError
 
 
 def main(args: Sequence[str] | None = None) -> int:
@@ -27,6 +31,10 @@ def main(args: Sequence[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # Ctrl-C between configure and activate: the transition can no longer be published.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.on_shutdown(None)

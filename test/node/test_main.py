@@ -159,3 +159,34 @@ def test_the_embedded_node_logs_no_progress_bar_and_names_its_backend_as_configu
     assert (values["backend"], values["model"]) == ("embedded", "EGM-Tiny (embedded)")
     assert "engine ready: embedded EGM-Tiny (embedded)" in out
     assert "Loading weights" not in out and "it/s]" not in out, out
+
+
+def test_ctrl_c_between_configure_and_activate_exits_cleanly() -> None:
+    """Ctrl-C right after "engine ready", before the transition is published: rclpy's signal
+    handler has shut the context down (done here by calling rclpy.shutdown at that point, since
+    a real signal's timing cannot be fixed), so publishing the transition raises RCLError; the
+    node must exit 0, quietly."""
+    script = (
+        "import sys\n"
+        "import rclpy\n"
+        "from egm_ros.node.grounding_node import GroundingNode\n"
+        "from egm_ros.node.main import main\n"
+        "original = GroundingNode.trigger_activate\n"
+        "def activate(self):\n"
+        "    rclpy.shutdown()\n"
+        "    return original(self)\n"
+        "GroundingNode.trigger_activate = activate\n"
+        "sys.exit(main(['grounding_node', '--ros-args', '-p', 'backend:=openai',\n"
+        "    '-p', 'base_url:=http://127.0.0.1:9/v1', '-p', 'model_family:=qwen3_vl',\n"
+        "    '-r', '__ns:=/ctrl_c_cam']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output, output[-3000:]
+    assert proc.returncode == 0, output[-3000:]
