@@ -445,8 +445,10 @@ def test_api_key_never_appears_in_results_diagnostics_parameters_or_logs(
     diagnostics: list[DiagnosticArray] = []
     with ScriptedOpenAIServer(reply=egm_reply, model="EGM-test", api_key=SECRET) as server:
         server.echo_auth = True  # a careless proxy: error bodies repeat the Authorization header
-        node = harness.grounding_node(**node_params(server))
-        probe = harness.probe()
+        # A namespace of its own: rcl maps a logger name to one /rosout publisher per process,
+        # so a node of the same name left by an earlier test could take this node's lines.
+        node = harness.grounding_node(f"/secret_{source}", **node_params(server))
+        probe = harness.probe(f"/secret_{source}")
         # /rosout keeps its history (transient local): a log line published before this
         # subscription matched the node's publisher on a busy machine still arrives.
         history = QoSProfile(
