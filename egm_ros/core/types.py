@@ -215,3 +215,11 @@ class GroundingError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+    def detached(self) -> GroundingError:
+        """A copy without a traceback, to store in a future or to raise again from a frame that
+        holds that future. The original's traceback holds the frames it went through, whose
+        locals hold the future that holds it: a reference cycle that kept a whole batch (frame,
+        pixel values, KV cache) alive until Python's cyclic garbage collector happened to run,
+        which on a busy node was rarely (issue 21's memory growth)."""
+        return GroundingError(self.status, self.message)

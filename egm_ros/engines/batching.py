@@ -64,6 +64,16 @@ def next_batch(
     return batch
 
 
+def settle(future: Future[T], timeout: float | None) -> T:
+    """``future.result(timeout)``, except that a stored :class:`GroundingError` is raised as a
+    detached copy: raising the stored one from a frame that holds its future makes a reference
+    cycle (see :meth:`GroundingError.detached`). ``TimeoutError`` when not done in time."""
+    error = future.exception(timeout)
+    if isinstance(error, GroundingError):
+        raise error.detached()
+    return future.result()
+
+
 @dataclass
 class Job:
     """One request in a :class:`BatchWorker`: its deadline, the future its caller waits on,
@@ -133,7 +143,7 @@ class BatchWorker:
 
     def _result(self, job: Job, deadline: float, timeout: float) -> EngineOutput:
         try:
-            return job.future.result(max(0.0, deadline - time.monotonic()) + self.grace_s)
+            return settle(job.future, max(0.0, deadline - time.monotonic()) + self.grace_s)
         except TimeoutError:
             raise GroundingError(Status.TIMEOUT, f"no answer within {timeout:g} s") from None
 
@@ -177,12 +187,13 @@ def _wanted(job: Job) -> bool:
         return False
     cancel = job.request.cancel
     if cancel is not None and cancel.is_set():
-        job.future.set_exception(GroundingError(Status.CANCELLED, "cancelled"))
+        job.future.set_exception(GroundingError(Status.CANCELLED, "cancelled"))  # never raised
         return False
     return True
 
 
 def _fail(jobs: list[Job], error: GroundingError) -> None:
+    """Each future gets a copy without the traceback (the batch's frames, tensors and all)."""
     for job in jobs:
         if not job.future.done():
-            job.future.set_exception(error)
+            job.future.set_exception(error.detached())

@@ -145,7 +145,7 @@ class OpenAIEngine(Engine):
                 done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_EXCEPTION)
                 for future in done:
                     if (error := future.exception()) is not None:
-                        raise error
+                        raise error.detached() if isinstance(error, GroundingError) else error
             return [future.result() for future in futures]
         finally:
             abort.set()  # a failed sibling stops the others; a no-op when all are done

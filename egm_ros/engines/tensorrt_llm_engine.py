@@ -222,7 +222,7 @@ class TensorRTLLMEngine(Engine):
             done, pending = wait(pending, min(_POLL_S, remaining), FIRST_EXCEPTION)
             for future in done:
                 if (error := future.exception()) is not None:
-                    raise error
+                    raise error.detached() if isinstance(error, GroundingError) else error
         return [s.future.result() for s in streams]
 
     def _run(self, stream: _Stream, deadline: float) -> None:
@@ -237,7 +237,7 @@ class TensorRTLLMEngine(Engine):
             timer.start()
             outcome: EngineOutput | GroundingError = self._read(stream, deadline)
         except GroundingError as err:
-            outcome = err
+            outcome = err.detached()  # see GroundingError.detached
         except Exception as err:  # noqa: BLE001 - engine faults become statuses
             outcome = GroundingError(Status.ENGINE_ERROR, f"TensorRT-LLM failed: {err}")
         finally:

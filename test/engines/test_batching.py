@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -152,3 +154,36 @@ def test_a_closed_worker_is_engine_unavailable(model_and_worker) -> None:
     with pytest.raises(GroundingError) as closed:
         worker.generate([request("a")], timeout=1)
     assert closed.value.status is Status.ENGINE_UNAVAILABLE
+
+
+class Tensors:
+    """Stands in for a batch's tensors (pixel values, KV cache): what a leak would keep."""
+
+
+def test_a_failed_batch_leaves_no_reference_cycle_holding_its_tensors() -> None:
+    """Issue 21's memory growth: a batch that timed out kept its tensors alive through the
+    exception's traceback (its frames' locals), which the futures and the callers' frames held
+    in a cycle; only Python's cyclic collector, which a busy process rarely runs on old
+    objects, could free it. With the collector off, they must go when the caller is done."""
+    held: list[weakref.ref] = []
+
+    def run_batch(jobs: list[Job]) -> list[EngineOutput]:
+        tensors = Tensors()  # a local of the failing frame, as transformers' inputs are
+        held.append(weakref.ref(tensors))
+        raise GroundingError(Status.TIMEOUT, "no complete answer before the deadline")
+
+    worker = BatchWorker(run_batch, name="cycle-test", max_batch_size=8, batch_window_s=0.01)
+    gc.collect()
+    gc.disable()
+    try:
+        statuses = []
+        for _ in range(3):
+            try:
+                worker.generate([request("a"), request("b")], timeout=10)
+            except GroundingError as err:  # not pytest.raises: its record holds the traceback
+                statuses.append(err.status)
+        assert statuses == [Status.TIMEOUT] * 3
+        assert len(held) == 3 and [ref() for ref in held] == [None] * 3
+    finally:
+        gc.enable()
+        worker.close(timeout=5)
