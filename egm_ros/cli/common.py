@@ -13,12 +13,23 @@ from egm_ros.core.families import Family
 from egm_ros.core.grounder import DEFAULT_MAX_PIXELS, GrounderConfig
 from egm_ros.core.prompts import PromptStyle
 from egm_ros.core.types import Mode
-from egm_ros.engines import EngineSettings
+from egm_ros.engines import DEFAULT_CPU_THREADS, EngineSettings
+
+
+def add_cpu_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """--cpu-threads, as the node's ``cpu_threads`` parameter."""
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=DEFAULT_CPU_THREADS,
+        help=f"torch intra-op threads of the embedded/transformers engine on CPU (default "
+        f"{DEFAULT_CPU_THREADS}, which holds up on a CPU shared with other work; 0 = one per core)",
+    )
 
 
 def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """From --backend, --model, --base-url, --timeout, --max-pixels, --api-key-env,
-    --api-key-file and --insecure."""
+    --api-key-file, --insecure and --cpu-threads."""
     return EngineSettings(
         backend=args.backend,
         model=args.model,
@@ -28,6 +39,7 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         api_key_env=args.api_key_env,
         api_key_file=args.api_key_file,
         verify_tls=not args.insecure,
+        cpu_threads=args.cpu_threads,
     )
 
 

@@ -33,7 +33,7 @@ from typing import TextIO
 
 import numpy as np
 
-from egm_ros.cli.common import engine_settings, grounder_config
+from egm_ros.cli.common import add_cpu_threads_flag, engine_settings, grounder_config
 from egm_ros.cli.eval_authors import AuthorsResult, evaluate_authors
 from egm_ros.core.compressed import read_image_file
 from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key-env", default="EGM_API_KEY")
     p.add_argument("--api-key-file", default=None)
     p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    add_cpu_threads_flag(p)
     p.add_argument("--concurrency", type=_positive_int, default=1, help="requests in flight")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p

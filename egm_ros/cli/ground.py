@@ -13,7 +13,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from egm_ros.cli.common import answer_stream, engine_settings, grounder_config
+from egm_ros.cli.common import (
+    add_cpu_threads_flag,
+    answer_stream,
+    engine_settings,
+    grounder_config,
+)
 from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
@@ -109,6 +114,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify the server's TLS certificate"
     )
+    add_cpu_threads_flag(parser)
 
 
 def resolve_backend(args: argparse.Namespace) -> str | None:

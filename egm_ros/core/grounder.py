@@ -35,7 +35,7 @@ from egm_ros.core.families import (
 )
 from egm_ros.core.geometry import iou
 from egm_ros.core.images import effective_max_pixels, limit_pixels
-from egm_ros.core.parsing import ParsedAnswer, answer_complete, parse_answer
+from egm_ros.core.parsing import AnswerComplete, ParsedAnswer, answer_complete, parse_answer
 from egm_ros.core.prompts import PromptStyle, build_prompt, declared_templates, validate_command
 from egm_ros.core.types import (
     Box,
@@ -260,12 +260,7 @@ class Grounder:
         # prompt style.
         thinking = self.config.thinking
         template_kwargs = None if thinking else {"enable_thinking": False}
-        stop_check = None
-        if self.config.early_stop:
-
-            def stop_check(text: str) -> bool:
-                return answer_complete(text, family, thinking)
-
+        stop_check = AnswerComplete(family, thinking) if self.config.early_stop else None
         return [
             EngineRequest(
                 image=prepared.image,

@@ -286,6 +286,19 @@ def answer_complete(text: str, family: Family, thinking: bool = True) -> bool:
     return _closed_json_with_box(answer)
 
 
+@dataclass(frozen=True)
+class AnswerComplete:
+    """:func:`answer_complete` for one family as an engine's stop check. A plain object, not a
+    closure, so it pickles: an engine in a worker process evaluates it there, on every token,
+    without a round trip to the caller."""
+
+    family: Family
+    thinking: bool = True
+
+    def __call__(self, text: str) -> bool:
+        return answer_complete(text, self.family, self.thinking)
+
+
 def _closed_json_with_box(answer: str) -> bool:
     """Whether a top-level ``[...]``/``{...}`` that mentions ``bbox`` has closed. Quotes count
     only inside brackets, so an apostrophe or inch mark in prose cannot derail the scan."""

@@ -1,7 +1,10 @@
 """Engines behind one interface (:class:`~egm_ros.core.engine.Engine`), made by name.
 
 Imports are lazy: the OpenAI-compatible engine needs only ``openai``; the in-process engines
-pull in torch, transformers, vLLM or TensorRT-LLM only when chosen.
+pull in torch, transformers, vLLM or TensorRT-LLM only when chosen. The transformers engines
+(``embedded``, ``transformers``) run in a worker process of their own
+(:mod:`egm_ros.engines.process_engine`): their generation loop would otherwise hold the caller's
+interpreter lock and starve a ROS executor.
 """
 
 from __future__ import annotations
@@ -14,6 +17,13 @@ from egm_ros.core.engine import Engine
 from egm_ros.core.types import GroundingError, Status
 
 BACKENDS = ("embedded", "transformers", "vllm", "openai", "tensorrt_llm")
+#: Backends whose model runs in the caller's interpreter unless wrapped: transformers'
+#: ``generate`` is a Python loop per token. vLLM's V1 engine core and TensorRT-LLM's executor
+#: worker already run in processes of their own; ``openai`` is a client.
+OWN_PROCESS_BACKENDS = ("embedded", "transformers")
+#: Torch intra-op threads of a CPU engine by default: on a CPU shared with other work, two or
+#: more threads wait for each other at every matrix product (README, Benchmarks).
+DEFAULT_CPU_THREADS = 1
 
 
 def no_progress_bars() -> None:
@@ -35,6 +45,11 @@ class EngineSettings:
     api_key_env: str = "EGM_API_KEY"
     api_key_file: str | None = None
     verify_tls: bool = True
+    #: Torch intra-op threads of the transformers engines on CPU (0: torch's default, one per
+    #: core).
+    cpu_threads: int = DEFAULT_CPU_THREADS
+    #: Run the engine in a worker process of its own; None: for ``OWN_PROCESS_BACKENDS``.
+    own_process: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,6 +61,13 @@ def create_engine(settings: EngineSettings) -> Engine:
     model = settings.model  # "" = the backend's default (the server's, the embedded model)
     if backend in ("transformers", "vllm", "tensorrt_llm") and not model:
         raise GroundingError(Status.INVALID_INPUT, f"the {backend} backend needs a model")
+    own_process = settings.own_process
+    if own_process is None:
+        own_process = backend in OWN_PROCESS_BACKENDS
+    if own_process and backend in BACKENDS:
+        from egm_ros.engines.process_engine import ProcessEngine
+
+        return ProcessEngine(settings)
     extra = dict(settings.extra)
     try:
         if backend in ("embedded", "transformers", "vllm", "tensorrt_llm") and model:
@@ -70,6 +92,7 @@ def create_engine(settings: EngineSettings) -> Engine:
         if backend in ("embedded", "transformers"):
             from egm_ros.engines.transformers_engine import TransformersEngine
 
+            extra.setdefault("num_threads", settings.cpu_threads)
             if backend == "embedded":
                 from egm_ros.models.embedded import EMBEDDED_NAME, embedded_model_dir
 

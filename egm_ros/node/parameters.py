@@ -16,7 +16,7 @@ from typing import Any
 from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
 from egm_ros.core.families import Family
 from egm_ros.core.prompts import PromptStyle
-from egm_ros.engines import BACKENDS
+from egm_ros.engines import BACKENDS, DEFAULT_CPU_THREADS
 
 Value = bool | int | float | str
 
@@ -133,6 +133,14 @@ _TABLE = (
         "Requests in flight at once (engines batch them).",
         read_only=True,
         limits=(1, 64),
+    ),
+    Param(
+        "cpu_threads",
+        DEFAULT_CPU_THREADS,
+        "Torch intra-op threads of the embedded/transformers engine on CPU (0 = one per core). "
+        "1 holds up on a CPU shared with other work; more threads wait for each other there.",
+        read_only=True,
+        limits=(0, 256),
     ),
     Param("publish_reasoning", True, "Include the model's reasoning in results."),
     Param(

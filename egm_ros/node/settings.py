@@ -26,6 +26,7 @@ def engine_settings(values: Mapping[str, Any]) -> EngineSettings:
         max_pixels=values["max_pixels"] or None,
         api_key_file=os.environ.get("EGM_API_KEY_FILE"),
         verify_tls=values["verify_tls"],
+        cpu_threads=values["cpu_threads"],
     )
 
 

@@ -49,3 +49,13 @@ def test_the_token_budget_is_the_egm_authors_4096_everywhere() -> None:
     config = Path(__file__).resolve().parents[2] / "config" / "grounding.yaml"
     params = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]
     assert params["max_new_tokens"] == 4096
+
+
+def test_cpu_threads_flag_of_both_tools_defaults_to_the_nodes_one_thread() -> None:
+    from egm_ros.cli import eval as egm_eval
+    from egm_ros.node.parameters import PARAMETERS
+
+    ground_args = build_parser().parse_args(["scene.png", "the mug"])
+    eval_args = egm_eval.build_parser().parse_args(["--synthetic", "--cpu-threads", "3"])
+    assert engine_settings(ground_args).cpu_threads == PARAMETERS["cpu_threads"].default == 1
+    assert engine_settings(eval_args).cpu_threads == 3

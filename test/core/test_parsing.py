@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egm_ros.core.families import Family, model_input_size
-from egm_ros.core.parsing import answer_complete, parse_answer, split_reasoning
+from egm_ros.core.parsing import AnswerComplete, answer_complete, parse_answer, split_reasoning
 from egm_ros.core.types import Status
 
 W, H = 1000, 500  # source image: 0..1000 relative x maps 1:1, y maps 1:2
@@ -367,6 +367,18 @@ def test_answer_complete_waits_for_the_end_of_the_answer() -> None:
     assert answer_complete("<ref>a</ref><box>[[1, 2, 3, 4]]</box>", IV, thinking=False)
     assert answer_complete('```json\n[{"bbox_2d": [1, 2, 3, 4]}]\n```', Q25, thinking=False)
     assert not answer_complete('<think>{"bbox_2d": [1, 2, 3, 4]}', Q3, thinking=False)
+
+
+def test_the_grounders_stop_check_pickles_and_says_the_same() -> None:
+    """An engine in a worker process gets the stop check itself (no round trip per token)."""
+    import pickle
+
+    full = f'{EGM_REASONING}</think>\n```json\n[{{"bbox_2d": [1, 2, 3, 4]}}]\n```'
+    for family, thinking in ((Q3, True), (IV, False), (Q25, False)):
+        check = pickle.loads(pickle.dumps(AnswerComplete(family, thinking)))
+        assert check == AnswerComplete(family, thinking)
+        for i in range(0, len(full) + 1, 7):
+            assert check(full[:i]) is answer_complete(full[:i], family, thinking)
 
 
 # ----------------------------------------------------------------------------- properties

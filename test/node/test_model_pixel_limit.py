@@ -22,6 +22,19 @@ from egm_ros.msg import GroundingResult  # noqa: E402
 pytestmark = [pytest.mark.ros, pytest.mark.ml, pytest.mark.slow]
 
 
+def _engine_processor():
+    """EGM-Tiny's processor as the engine sets it up with the node's max_pixels (the engine
+    runs in a worker process of its own, so its processor is not reachable from here)."""
+    from transformers import AutoProcessor
+
+    from egm_ros.engines.pixel_limits import lower_max_pixels
+    from egm_ros.models.embedded import embedded_model_dir
+
+    processor = AutoProcessor.from_pretrained(embedded_model_dir(), local_files_only=True)
+    lower_max_pixels(processor.image_processor, 1_003_520)
+    return processor
+
+
 def test_a_640x480_frame_through_the_node_enters_at_the_models_own_limit() -> None:
     (scene,) = synthetic_records(0, 1, False, (640, 480))
     fields = rgb_to_image_fields(scene.rgb, "rgb8")
@@ -42,7 +55,7 @@ def test_a_640x480_frame_through_the_node_enters_at_the_models_own_limit() -> No
         time.sleep(0.2)  # best-effort frame delivery before the command
         probe.command_pub.publish(String(data=scene.sent))
         (result,) = probe.wait_results(1, timeout=180)
-        processor = grounder.engine.processor
+        processor = _engine_processor()
         text = processor.apply_chat_template(
             [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
         )

@@ -27,6 +27,7 @@ def test_every_default_passes_its_own_check() -> None:
         ("workers", 65, ["workers", "65", "from 1 to 64"]),
         ("queue_size", "8", ["queue_size", "'8'", "int"]),
         ("verify_tls", "yes", ["verify_tls", "'yes'", "bool"]),
+        ("cpu_threads", -1, ["cpu_threads", "-1", "int from 0 to 256"]),
     ],
 )
 def test_a_value_not_allowed_gives_one_line_naming_parameter_value_and_choices(
@@ -80,3 +81,13 @@ def test_descriptors_carry_read_only_ranges_and_choices() -> None:
     assert temperature.floating_point_range[0].to_value == 2.0
     family = descriptor(PARAMETERS["model_family"])
     assert family.read_only and "'qwen3_vl'" in family.description
+
+
+def test_cpu_threads_reach_the_engine_settings_and_hold_up_on_a_shared_cpu() -> None:
+    from egm_ros.node.settings import engine_settings
+
+    param = PARAMETERS["cpu_threads"]
+    assert param.default == 1 and param.read_only  # one thread: see the README's benchmarks
+    values = {name: p.default for name, p in PARAMETERS.items()}
+    assert engine_settings(values).cpu_threads == 1
+    assert engine_settings({**values, "cpu_threads": 0}).cpu_threads == 0  # torch's default

@@ -1,0 +1,160 @@
+"""The worker side of :mod:`egm_ros.engines.process_engine`: the process that builds an engine
+and serves the calls its parent sends over the pipe, and what crosses that pipe."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from egm_ros.core.engine import EncodedImage, Engine, EngineRequest, SamplingParams, StopCheck
+from egm_ros.core.types import GroundingError, Status
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    import numpy as np
+
+    from egm_ros.engines import EngineSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WireRequest:
+    """An :class:`EngineRequest` as it crosses the pipe: the callables and the event stay in
+    the parent; flags say which of them the worker should stand in for."""
+
+    image: np.ndarray
+    prompt: str
+    encoded: EncodedImage | None
+    sampling: SamplingParams
+    chat_template_kwargs: dict | None
+    stop_check: StopCheck | None  # sent when it pickles
+    remote_stop: bool  # the parent evaluates stop_check and sends "stop"
+    progress: bool  # report progress (on_progress, or the parent's stop_check, needs it)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the parent answers for the engine in the worker without asking it."""
+
+    backend: str
+    model_name: str
+    model_config: dict | None
+    processor_max_pixels: int | None
+
+
+def serve(conn: Connection, settings: EngineSettings) -> None:
+    """The worker process: build the engine, say so, then serve calls until ``close`` or the
+    parent goes away (the pipe closes)."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from egm_ros.engines import create_engine
+
+    try:
+        engine = create_engine(settings)
+    except GroundingError as err:
+        conn.send(("failed", err.status.value, err.message))
+        return
+    except Exception as err:  # noqa: BLE001 - whatever fails, the parent gets one line
+        conn.send(("failed", Status.ENGINE_UNAVAILABLE.value, f"{type(err).__name__}: {err}"))
+        return
+    info = EngineInfo(
+        engine.backend, engine.model_name, engine.model_config, engine.processor_max_pixels
+    )
+    conn.send(("ready", info))
+    try:
+        _Worker(conn, engine).run()
+    finally:
+        engine.close()
+
+
+class _Worker:
+    """Runs each call in a thread of its own (the engine batches concurrent calls)."""
+
+    def __init__(self, conn: Connection, engine: Engine) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.events: dict[tuple[int, int], tuple[threading.Event, threading.Event]] = {}
+        self.threads: list[threading.Thread] = []
+
+    def run(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                return  # the parent is gone
+            if message[0] == "close":
+                break
+            if message[0] == "generate":
+                self._start(*message[1:])
+            elif (events := self.events.get((message[1], message[2]))) is not None:
+                cancel, stop = events
+                (cancel if message[0] == "cancel" else stop).set()
+        for thread in self.threads:
+            thread.join()
+
+    def send(self, message: tuple) -> None:
+        try:
+            with self.lock:
+                self.conn.send(message)
+        except (OSError, ValueError):
+            pass  # the parent is gone; run() ends on its next recv
+
+    def _start(self, call_id: int, wire: list[WireRequest], timeout: float) -> None:
+        requests = [self._request(call_id, i, w) for i, w in enumerate(wire)]
+        thread = threading.Thread(
+            target=self._call, args=(call_id, requests, timeout), name=f"egm-call-{call_id}"
+        )
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _request(self, call_id: int, index: int, wire: WireRequest) -> EngineRequest:
+        cancel, stop = threading.Event(), threading.Event()
+        self.events[(call_id, index)] = (cancel, stop)
+        progress = None
+        if wire.progress:
+
+            def progress(tokens: int, text: str) -> None:
+                self.send(("progress", call_id, index, tokens, text))
+
+        check: Any = wire.stop_check
+        if wire.remote_stop:
+            check = _StopWhenTold(stop)
+        return EngineRequest(
+            image=wire.image,
+            prompt=wire.prompt,
+            encoded=wire.encoded,
+            sampling=wire.sampling,
+            stop_check=check,
+            on_progress=progress,
+            cancel=cancel,
+            chat_template_kwargs=wire.chat_template_kwargs,
+        )
+
+    def _call(self, call_id: int, requests: list[EngineRequest], timeout: float) -> None:
+        try:
+            outputs = self.engine.generate(requests, timeout)
+            self.send(("result", call_id, outputs, self.engine.model_name))
+        except GroundingError as err:
+            self.send(("error", call_id, err.status.value, err.message))
+        except Exception as err:  # noqa: BLE001 - every call gets an answer
+            log.exception("generation failed in the engine process")
+            self.send(("error", call_id, Status.ENGINE_ERROR.value, f"{type(err).__name__}: {err}"))
+        finally:
+            for i in range(len(requests)):
+                self.events.pop((call_id, i), None)
+
+
+@dataclass(frozen=True)
+class _StopWhenTold:
+    """The worker's stand-in for a stop check that stayed in the parent."""
+
+    told: threading.Event
+
+    def __call__(self, text: str) -> bool:
+        return self.told.is_set()
