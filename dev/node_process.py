@@ -1,7 +1,8 @@
 """A grounding node as its own process, as on a robot (the ``grounding_node`` executable), for
 the benchmarks and the soak run: its command line from a parameter dict, its log file, its
-resident memory (the one RSS reader of the developer tools), and a clean stop (SIGINT, by its
-own process id)."""
+resident memory (the one RSS reader of the developer tools; the node's own and that of the
+processes it started, e.g. an in-process engine's worker process), and a clean stop (SIGINT, by
+its own process id)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,33 @@ def read_status_kb(pid: int, key: str) -> int | None:
     return None
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from ``/proc/*/stat``)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            children.append(int(entry.name))
+    return children
+
+
+def tree_status_kb(pid: int, key: str = "VmRSS") -> int | None:
+    """A ``/proc/PID/status`` entry summed over ``pid`` and all its descendants, in kB (None
+    when ``pid`` is gone). Pages two of them share count twice; the sum is for growth and
+    size, and a sum of ``VmHWM`` is the sum of each process's own peak."""
+    own = read_status_kb(pid, key)
+    if own is None:
+        return None
+    return own + sum(tree_status_kb(child, key) or 0 for child in child_pids(pid))
+
+
 class NodeProcess:
     """A ``grounding_node`` process, stopped with SIGINT (its clean shutdown) by its own id."""
 
@@ -78,14 +106,16 @@ class NodeProcess:
             return ""
 
     def peak_rss_mb(self) -> float | None:
-        kb = read_status_kb(self.proc.pid, "VmHWM")
+        """The peak resident memory of the node and of each process it started, summed."""
+        kb = tree_status_kb(self.proc.pid, "VmHWM")
         return None if kb is None else round(kb / 1024, 1)
 
     def rss_kb(self) -> int | None:
-        return read_status_kb(self.proc.pid, "VmRSS")
+        """The node's resident memory with that of the processes it started."""
+        return tree_status_kb(self.proc.pid)
 
     def rss_mb(self) -> float | None:
-        kb = read_status_kb(self.proc.pid, "VmRSS")
+        kb = self.rss_kb()
         return None if kb is None else round(kb / 1024, 1)
 
     def stop(self, timeout: float = 30.0) -> None:

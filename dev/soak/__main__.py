@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dev.node_process import NodeProcess
 from dev.scripted_server import ServerProcess
-from dev.soak.driver import Driver
+from dev.soak.driver import Driver, scripted
 from dev.soak.report import Report, build_report, format_report
 
 
@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument(
+        "--scenes", type=int, default=12, help="synthetic scenes shown in turn (default 12)"
+    )
+    parser.add_argument(
+        "--scene-seconds", type=float, default=10.0, help="seconds each scene is shown"
+    )
+    parser.add_argument(
         "--backend",
         choices=("openai", "embedded", "transformers", "vllm", "tensorrt_llm"),
         default="openai",
@@ -147,7 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", default="", help="openai: a running server to use instead")
     parser.add_argument("--model", default="", help="model folder or name")
     parser.add_argument("--family", default="", help="model_family ('' = detect)")
-    parser.add_argument("--request-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=None,
+        help="the node's request_timeout: default 5 s with the scripted server (a hang lasts "
+        "one timeout), 60 s (the node's default) with a model",
+    )
     parser.add_argument("--queue-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
@@ -164,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before the start RSS sample (default: a fifth of the run, at most 30)",
     )
     parser.add_argument("--max-rss-growth-mb", type=float, default=50.0)
+    parser.add_argument(
+        "--min-answered",
+        type=float,
+        default=0.9,
+        help="share of well-formed commands that must end ok or not_found (default 0.9)",
+    )
+    parser.add_argument(
+        "--max-no-frame",
+        type=int,
+        default=0,
+        help="no_frame results allowed for commands without a frame_stamp (default 0)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--progress", type=float, default=60.0, help="seconds; 0 = quiet")
     parser.add_argument("--json", default="", help="write the report as JSON here")
@@ -173,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.request_timeout is None:
+        args.request_timeout = 5.0 if scripted(args) else 60.0
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     try:
         report = run(args)

@@ -7,10 +7,12 @@ import argparse
 import random
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from dataclasses import dataclass
 
 import numpy as np
+
+from dev.soak.scenes import SceneSet
 
 #: GroundingResult status codes -> names (filled once the message module is imported).
 _STATUS_NAMES: dict[int, str] = {}
@@ -27,32 +29,66 @@ class Kind:
     amodal: bool = False
     frame: str = "newest"  # newest | bad_encoding | short_data | none_near
     expected: str = "OK"  # with the scripted server
+    #: A well-formed command: its prompt is an expression naming one object of the scene on
+    #: show (``prompt`` is only an example, what the scripted-server test sends).
+    well_formed: bool = False
+    #: Only the scripted server misbehaves on this prompt's marker; a model would just answer.
+    scripted_only: bool = False
+
+    @property
+    def stamped(self) -> bool:
+        """The command names its frame by ``frame_stamp`` (the others use the newest)."""
+        return self.frame != "newest"
+
+
+def _fault(name: str, weight: float, marker: str, expected: str) -> Kind:
+    """A kind only the scripted server misbehaves on (``marker`` in the prompt)."""
+    return Kind(name, weight, f"the mug {marker}", expected=expected, scripted_only=True)
 
 
 KINDS = (
-    Kind("ok", 14, "the red mug"),
-    Kind("ok_amodal", 4, "the red mug behind the box", amodal=True),
-    Kind("ok_string", 4, "the red mug on the left", topic="command"),
+    Kind("ok", 14, "the red mug", well_formed=True),
+    Kind("ok_amodal", 4, "the red mug behind the box", amodal=True, well_formed=True),
+    Kind("ok_string", 4, "the red mug on the left", topic="command", well_formed=True),
     Kind("empty_command", 1, "   ", topic="command", expected="INVALID_INPUT"),
     Kind("too_long_command", 1, "the mug " * 100, expected="INVALID_INPUT"),
     Kind("control_characters", 1, "the mug\x07\x1b[2J", expected="INVALID_INPUT"),
     Kind("wrong_encoding", 1, "the mug", frame="bad_encoding", expected="INVALID_INPUT"),
     Kind("short_data", 1, "the mug", frame="short_data", expected="INVALID_INPUT"),
     Kind("no_frame_near_stamp", 1, "the mug", frame="none_near", expected="NO_FRAME"),
-    Kind("answer_garbage", 1, "the mug #garbage", expected="MALFORMED_OUTPUT"),
-    Kind("answer_truncated", 1, "the mug #truncated", expected="MALFORMED_OUTPUT"),
-    Kind("answer_no_target", 1, "the mug #absent", expected="NOT_FOUND"),
-    Kind("engine_http_500", 1, "the mug #http500", expected="ENGINE_ERROR"),
-    Kind("engine_broken_stream", 1, "the mug #badstream", expected="ENGINE_ERROR"),
-    Kind("engine_drops_connection", 1, "the mug #drop", expected="ENGINE_UNAVAILABLE"),
-    Kind("engine_hangs", 0.5, "the mug #hang", expected="TIMEOUT"),
+    _fault("answer_garbage", 1, "#garbage", "MALFORMED_OUTPUT"),
+    _fault("answer_truncated", 1, "#truncated", "MALFORMED_OUTPUT"),
+    _fault("answer_no_target", 1, "#absent", "NOT_FOUND"),
+    _fault("engine_http_500", 1, "#http500", "ENGINE_ERROR"),
+    _fault("engine_broken_stream", 1, "#badstream", "ENGINE_ERROR"),
+    _fault("engine_drops_connection", 1, "#drop", "ENGINE_UNAVAILABLE"),
+    _fault("engine_hangs", 0.5, "#hang", "TIMEOUT"),
 )
+
+
+def scripted(args: argparse.Namespace) -> bool:
+    """The engine is the scripted server (whose answers follow the prompts' markers)."""
+    return args.backend == "openai" and not args.base_url
 
 
 @dataclass
 class Sent:
     kind: str
     at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class Received:
+    """One result as the driver saw it."""
+
+    kind: str
+    status: str
+    rtt_ms: float  # command published -> result received
+    node_ms: float  # the node's own latency.total_ms (command callback -> result)
+    #: Command published -> publication of the frame the node used (None: no frame, or a
+    #: frame this driver does not know): how stale the picture was that the answer is about.
+    frame_age_ms: float | None
+    tokens: int = 0  # generated_tokens
 
 
 class Driver:
@@ -95,19 +131,25 @@ class Driver:
         self._subscribe(GroundingResult, reliable)
         self._lock = threading.Lock()
         self.rng = random.Random(args.seed)
-        self.frames = self._make_frames(args.width, args.height)
+        self.scenes = SceneSet(args.scenes, args.width, args.height, seed=args.seed)
+        self.frames = [self._frame_msg(scene.rgb) for scene in self.scenes.scenes]
+        self.frames_per_scene = max(1, round(args.scene_seconds * args.image_hz))
+        #: frame stamp (ns) -> time.monotonic() it was published, for the last frames.
+        self.published: OrderedDict[int, float] = OrderedDict()
         self.frame_count = 0
         self.bad_count = 0
         self.sent: dict[str, Sent] = {}
         self.sent_by_kind: Counter[str] = Counter()
         self.string_pending: dict[str, deque[Sent]] = defaultdict(deque)
-        self.received: list[tuple[str, str, float, float]] = []  # kind, status, rtt, node ms
+        self.received: list[Received] = []
         self.received_ids: set[str] = set()
         self.expected = {k.name: k.expected for k in KINDS}
         self.unexpected_why: Counter[str] = Counter()
         self.duplicates = 0
         self.unmatched = 0
         self.diagnostics: dict[str, str] = {}
+        #: (time.monotonic(), the node's frames_received) from each /diagnostics message.
+        self.frames_seen: list[tuple[float, int]] = []
         self.deferred: list = []
         self.sending = False
         #: [commands started, frame count then, commands stopped, frame count then]
@@ -126,20 +168,15 @@ class Driver:
         self.node.create_subscription(result_type, "result", self._on_result, qos)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 
-    def _make_frames(self, width: int, height: int) -> list:
-        """A few rgb8 scenes (a red block on a grey table), built once and re-stamped."""
-        frames = []
-        for k in range(4):
-            rgb = np.full((height, width, 3), 90 + 10 * k, np.uint8)
-            x0, y0 = width // 5 + 7 * k, height // 3
-            rgb[y0 : y0 + height // 4, x0 : x0 + width // 6] = (200, 30, 30)
-            msg = self._Image(
-                height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3
-            )
-            msg.data = rgb.tobytes()
-            msg.header.frame_id = "soak_camera"
-            frames.append(msg)
-        return frames
+    def _frame_msg(self, rgb: np.ndarray):
+        """An rgb8 Image of ``rgb``, built once and re-stamped at each publication."""
+        height, width = rgb.shape[:2]
+        msg = self._Image(
+            height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3
+        )
+        msg.data = rgb.tobytes()
+        msg.header.frame_id = "soak_camera"
+        return msg
 
     def _spin(self) -> None:
         try:
@@ -162,9 +199,10 @@ class Driver:
         return Time(sec=sec, nanosec=nanosec)
 
     def _publish_frame(self) -> None:
-        msg = self.frames[self.frame_count % len(self.frames)]
+        msg = self.frames[self.scenes.index_at(self.frame_count, self.frames_per_scene)]
         ns = 1_000_000_000 + self.frame_count * 1_000_000_000 // int(self.args.image_hz)
         msg.header.stamp = self._stamp(ns // 1_000_000_000, ns % 1_000_000_000)
+        self._remember(ns)
         self.image_pub.publish(msg)
         self.frame_count += 1
         # A command about a bad frame goes out one frame period after that frame, so the
@@ -187,24 +225,47 @@ class Driver:
         if self._command_timer is not None:
             self._command_timer.cancel()
 
+    def _remember(self, stamp_ns: int) -> None:
+        with self._lock:
+            self.published[stamp_ns] = time.monotonic()
+            while len(self.published) > 3000:
+                self.published.popitem(last=False)
+
+    def sendable(self) -> list[Kind]:
+        """The kinds this run sends: the scripted server's faults only to it, and no
+        malformed kind with ``--no-faults``."""
+        on_script = scripted(self.args)
+        return [
+            k
+            for k in KINDS
+            if (self.args.faults or k.well_formed) and (on_script or not k.scripted_only)
+        ]
+
     def _choose(self) -> Kind:
-        kinds = [k for k in KINDS if self.args.faults or k.expected in ("OK",)]
+        kinds = self.sendable()
         return self.rng.choices(kinds, weights=[k.weight for k in kinds])[0]
+
+    def _prompt(self, kind: Kind) -> str:
+        if not kind.well_formed:
+            return kind.prompt
+        shown = self.scenes.index_at(max(0, self.frame_count - 1), self.frames_per_scene)
+        return self.scenes.command(shown, self.rng)
 
     def _command(self) -> None:
         if not self.sending:
             return
         kind = self._choose()
+        prompt = self._prompt(kind)
         now = time.monotonic()
         if kind.topic == "command":
             with self._lock:
                 self.sent_by_kind[kind.name] += 1
-                self.string_pending[kind.prompt].append(Sent(kind.name, now))
-            self.command_pub.publish(self._String(data=kind.prompt))
+                self.string_pending[prompt].append(Sent(kind.name, now))
+            self.command_pub.publish(self._String(data=prompt))
             return
         request_id = f"soak-{sum(self.sent_by_kind.values())}"
         msg = self._Command(
-            prompt=kind.prompt,
+            prompt=prompt,
             request_id=request_id,
             mode=self._Command.MODE_AMODAL if kind.amodal else self._Command.MODE_VISIBLE,
         )
@@ -261,15 +322,29 @@ class Driver:
                 return
             if status != self.expected[sent.kind]:
                 self.unexpected_why[_why(status, result.status_message)] += 1
+            shown = self.published.get(
+                result.header.stamp.sec * 1_000_000_000 + result.header.stamp.nanosec
+            )
             self.received.append(
-                (sent.kind, status, (now - sent.at) * 1000.0, result.latency.total_ms)
+                Received(
+                    sent.kind,
+                    status,
+                    (now - sent.at) * 1000.0,
+                    result.latency.total_ms,
+                    None if shown is None else (sent.at - shown) * 1000.0,
+                    result.generated_tokens,
+                )
             )
 
     def _on_diagnostics(self, array) -> None:
+        now = time.monotonic()
         for status in array.status:
             if status.name.endswith(f"{self.namespace}/grounding_node"):
+                values = {kv.key: kv.value for kv in status.values}
                 with self._lock:
-                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+                    self.diagnostics = values
+                    if "frames_received" in values:
+                        self.frames_seen.append((now, int(values["frames_received"])))
 
     def node_requests(self) -> int:
         """Requests the node has answered, by its latest /diagnostics (-1 before any)."""
@@ -287,9 +362,12 @@ class Driver:
             return len(self.received)
 
     def close(self) -> None:
+        self.sending = False
+        # The executor first: a timer cancelled while its callback is ready makes rclpy report
+        # "failed to call timer: timer is canceled" as an exception nobody retrieved.
+        self.executor.shutdown(timeout_sec=5)
         self._image_timer.cancel()
         self.stop_commands()
-        self.executor.shutdown(timeout_sec=5)
         self.node.destroy_node()
         self.context.try_shutdown()
         self._spinner.join(5)

@@ -43,6 +43,7 @@ def diagnostic_values(
         "errors": stats.errors,
         "last_engine_status": health[0].value if health else "none",
         "buffered_frames": len(path.frames),
+        "frames_received": path.frames.received,
         "camera_info": "received" if camera_info else "none",
     }
     if health is not None and health[0].is_error:

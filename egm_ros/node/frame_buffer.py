@@ -33,6 +33,8 @@ class FrameBuffer:
         self._frames: list[Frame] = []
         self._stamps: list[int] = []
         self._lock = threading.Lock()
+        #: Frames added since start (/diagnostics: how fast the image callback keeps up).
+        self.received = 0
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -44,6 +46,7 @@ class FrameBuffer:
             i = bisect.bisect_right(self._stamps, stamp_ns)
             self._frames.insert(i, frame)
             self._stamps.insert(i, stamp_ns)
+            self.received += 1
             self._prune(now)
 
     def _prune(self, now: float) -> None:

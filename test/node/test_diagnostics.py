@@ -38,6 +38,7 @@ def test_values_count_requests_errors_by_status_and_latency() -> None:
     assert (values["requests"], values["errors"], values["errors_timeout"]) == ("3", "1", "1")
     assert values["latency_ms_p50"] == "200.0"  # successes only
     assert values["buffered_frames"] == "1" and values["camera_info"] == "received"
+    assert values["frames_received"] == "1"
     assert values["queue_depth"] == "0" and array.header.stamp.sec == 3
 
 

@@ -18,6 +18,13 @@ def test_latest_is_the_newest_arrival_and_too_old_is_refused() -> None:
         buf.latest(now=102.0)
 
 
+def test_frames_received_counts_every_frame_added_pruned_or_not() -> None:
+    buf = FrameBuffer(seconds=1.0)
+    for i in range(5):
+        buf.add(i * S, str(i), received=100.0 + i)  # each prunes the one before
+    assert buf.received == 5 and len(buf) == 2
+
+
 def test_empty_buffer_says_no_frame_yet() -> None:
     with pytest.raises(FrameChoiceError, match="no camera frame"):
         FrameBuffer(seconds=1.0).latest()
