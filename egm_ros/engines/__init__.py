@@ -58,8 +58,7 @@ def create_engine(settings: EngineSettings) -> Engine:
     ``invalid_input`` for an unknown backend and ``engine_unavailable`` when the backend's
     libraries or model cannot be loaded."""
     backend = settings.backend.strip().lower()
-    model = settings.model  # "" = the backend's default (the server's, the embedded model)
-    if backend in ("transformers", "vllm", "tensorrt_llm") and not model:
+    if backend in ("transformers", "vllm", "tensorrt_llm") and not settings.model:
         raise GroundingError(Status.INVALID_INPUT, f"the {backend} backend needs a model")
     own_process = settings.own_process
     if own_process is None:
@@ -67,52 +66,58 @@ def create_engine(settings: EngineSettings) -> Engine:
     if own_process and backend in BACKENDS:
         from egm_ros.engines.process_engine import ProcessEngine
 
-        return ProcessEngine(settings)
-    extra = dict(settings.extra)
+        return ProcessEngine(settings)  # which builds the engine with this, own_process False
     try:
-        if backend in ("embedded", "transformers", "vllm", "tensorrt_llm") and model:
-            from egm_ros.engines.model_source import locate_model
-
-            located = locate_model(model)  # seconds, not minutes of hub retries when offline
-            if located != model and backend in ("embedded", "transformers"):
-                extra.setdefault("display_name", model)  # a cached snapshot keeps the name
-            model = located
-        if backend == "openai":
-            from egm_ros.engines.openai_engine import OpenAIEngine
-
-            return OpenAIEngine(
-                settings.base_url,
-                model or None,
-                api_key_env=settings.api_key_env,
-                api_key_file=settings.api_key_file,
-                timeout=settings.timeout,
-                verify_tls=settings.verify_tls,
-                **settings.extra,
-            )
-        if backend in ("embedded", "transformers"):
-            from egm_ros.engines.transformers_engine import TransformersEngine
-
-            extra.setdefault("num_threads", settings.cpu_threads)
-            if backend == "embedded":
-                from egm_ros.models.embedded import EMBEDDED_NAME, embedded_model_dir
-
-                if not model:
-                    model = str(embedded_model_dir())
-                    extra.setdefault("display_name", EMBEDDED_NAME)
-            return TransformersEngine(model, max_pixels=settings.max_pixels, **extra)
-        if backend == "vllm":
-            from egm_ros.engines.vllm_engine import VLLMEngine
-
-            return VLLMEngine(model, max_pixels=settings.max_pixels, **extra)
-        if backend == "tensorrt_llm":
-            from egm_ros.engines.tensorrt_llm_engine import TensorRTLLMEngine
-
-            return TensorRTLLMEngine(model, max_pixels=settings.max_pixels, **extra)
+        return _build(settings, backend)
     except ImportError as err:
         raise GroundingError(
             Status.ENGINE_UNAVAILABLE,
             f"backend {backend!r} is not installed here ({err.name or err}); see README, Engines",
         ) from err
+
+
+def _build(settings: EngineSettings, backend: str) -> Engine:
+    """The engine itself, in this process."""
+    model = settings.model  # "" = the backend's default (the server's, the embedded model)
+    extra = dict(settings.extra)
+    if backend in ("embedded", "transformers", "vllm", "tensorrt_llm") and model:
+        from egm_ros.engines.model_source import locate_model
+
+        located = locate_model(model)  # seconds, not minutes of hub retries when offline
+        if located != model and backend in ("embedded", "transformers"):
+            extra.setdefault("display_name", model)  # a cached snapshot keeps the name
+        model = located
+    if backend == "openai":
+        from egm_ros.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(
+            settings.base_url,
+            model or None,
+            api_key_env=settings.api_key_env,
+            api_key_file=settings.api_key_file,
+            timeout=settings.timeout,
+            verify_tls=settings.verify_tls,
+            **settings.extra,
+        )
+    if backend in ("embedded", "transformers"):
+        from egm_ros.engines.transformers_engine import TransformersEngine
+
+        extra.setdefault("num_threads", settings.cpu_threads)
+        if backend == "embedded":
+            from egm_ros.models.embedded import EMBEDDED_NAME, embedded_model_dir
+
+            if not model:
+                model = str(embedded_model_dir())
+                extra.setdefault("display_name", EMBEDDED_NAME)
+        return TransformersEngine(model, max_pixels=settings.max_pixels, **extra)
+    if backend == "vllm":
+        from egm_ros.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, max_pixels=settings.max_pixels, **extra)
+    if backend == "tensorrt_llm":
+        from egm_ros.engines.tensorrt_llm_engine import TensorRTLLMEngine
+
+        return TensorRTLLMEngine(model, max_pixels=settings.max_pixels, **extra)
     raise GroundingError(
         Status.INVALID_INPUT, f"unknown backend {settings.backend!r}; choose one of {BACKENDS}"
     )

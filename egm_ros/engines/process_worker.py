@@ -27,7 +27,7 @@ class WireRequest:
     """An :class:`EngineRequest` as it crosses the pipe: the callables and the event stay in
     the parent; flags say which of them the worker should stand in for."""
 
-    image: np.ndarray
+    image: np.ndarray | None
     prompt: str
     encoded: EncodedImage | None
     sampling: SamplingParams
@@ -45,6 +45,7 @@ class EngineInfo:
     model_name: str
     model_config: dict | None
     processor_max_pixels: int | None
+    takes_encoded: bool
 
 
 def serve(conn: Connection, settings: EngineSettings) -> None:
@@ -63,7 +64,11 @@ def serve(conn: Connection, settings: EngineSettings) -> None:
         conn.send(("failed", Status.ENGINE_UNAVAILABLE.value, f"{type(err).__name__}: {err}"))
         return
     info = EngineInfo(
-        engine.backend, engine.model_name, engine.model_config, engine.processor_max_pixels
+        engine.backend,
+        engine.model_name,
+        engine.model_config,
+        engine.processor_max_pixels,
+        engine.takes_encoded,
     )
     conn.send(("ready", info))
     try:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import weakref
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def request(**kwargs) -> EngineRequest:
 
 def test_answers_progress_and_early_stop_come_back_from_the_worker(engine, server) -> None:
     assert isinstance(engine, ProcessEngine) and engine.pid != os.getpid()
-    assert engine.backend == "openai"
+    assert engine.backend == "openai" and engine.takes_encoded  # as the engine inside says
     server.reply = lambda request: LONG
     seen: list[tuple[int, str]] = []
     check = AnswerComplete(Family.QWEN3_VL)
@@ -197,10 +198,13 @@ def test_close_answers_the_call_in_flight_then_stops_the_worker(server) -> None:
 def test_a_model_that_cannot_load_is_the_same_error_as_in_process(tmp_path) -> None:
     pytest.importorskip("torch")
     settings = EngineSettings(backend="transformers", model=str(tmp_path / "no-such-model"))
-    with pytest.raises(GroundingError) as err:
-        create_engine(settings)
-    assert err.value.status is Status.ENGINE_UNAVAILABLE
-    assert "cannot load model" in err.value.message
+    errors = []
+    for own_process in (True, False):
+        with pytest.raises(GroundingError) as err:
+            create_engine(replace(settings, own_process=own_process))
+        errors.append((err.value.status, err.value.message))
+    assert errors[0] == errors[1] and errors[0][0] is Status.ENGINE_UNAVAILABLE
+    assert "no-such-model" in errors[0][1]
 
 
 @pytest.mark.ml
@@ -212,6 +216,7 @@ def test_the_factory_runs_the_transformers_engines_in_their_own_process(tiny_mod
     settings = EngineSettings(backend="transformers", model=str(tiny_model_dir))
     with create_engine(settings) as engine:
         assert isinstance(engine, ProcessEngine) and engine.backend == "transformers"
+        assert not engine.takes_encoded  # it reads pixels
         assert engine.model_config["model_type"] == "qwen3_vl"
         assert engine.processor_max_pixels is not None
         (out,) = engine.generate([request()], 120)
@@ -270,7 +275,10 @@ def test_the_factory_gives_the_transformers_engines_their_cpu_threads(monkeypatc
         def __init__(self, model: str, **kwargs) -> None:
             made.append({"model": model, **kwargs})
 
+    import egm_ros.engines.model_source as model_source
+
     monkeypatch.setattr(transformers_engine, "TransformersEngine", Recorder)
+    monkeypatch.setattr(model_source, "locate_model", lambda model: model)
     create_engine(EngineSettings(backend="transformers", model="m", own_process=False))
     create_engine(EngineSettings(backend="embedded", model="e", cpu_threads=0, own_process=False))
     assert [m["num_threads"] for m in made] == [1, 0]  # 0: torch's default, one per core
