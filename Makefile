@@ -70,10 +70,11 @@ test: lint pytest
 demo: venv
 	$(BIN)/egm-demo --out $(CURDIR)/out/demo
 
-# Soak run (issue #9): the grounding node for SOAK_SECONDS (default 10 minutes) at 30 Hz frames
-# and 5 commands a second, some malformed, against the scripted OpenAI-compatible server
-# (scripted answers, no model). Report: out/soak/report.json; SOAK_ARGS adds options, e.g.
-# SOAK_ARGS="--backend transformers --model FOLDER".
+# Soak run (issues #9, #21): the grounding node for SOAK_SECONDS (default 10 minutes) at 30 Hz
+# 640x480 frames of the synthetic scenes and 5 commands a second, some malformed, against the
+# scripted OpenAI-compatible server (scripted answers, no model). Report: out/soak/report.json;
+# SOAK_ARGS adds options. Issue 21's acceptance run (the embedded model in the node):
+#   make soak SOAK_SECONDS=600 SOAK_ARGS="--backend embedded --command-hz 2"
 SOAK_SECONDS ?= 600
 soak: venv
 	$(BIN)/python -m dev.soak --seconds $(SOAK_SECONDS) --out $(CURDIR)/out/soak \

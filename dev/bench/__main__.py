@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="torch CPU threads of the embedded node (OMP_NUM_THREADS; 0 = torch's default)",
+        help="torch CPU threads of the embedded node (its cpu_threads; 0 = torch's default)",
     )
     p.add_argument("--repeats", type=int, default=None, help="overhead repeats (default 30)")
     p.add_argument("--requests", type=int, default=None, help="end-to-end commands (default 20)")
@@ -159,7 +159,8 @@ def run_embedded(
 
     (cam,) = cameras(1)
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads > 0 else {}
-    params = node_params(model, args.max_new_tokens)
+    # The engine runs in the node's worker process, whose torch threads cpu_threads sets.
+    params = node_params(model, args.max_new_tokens, cpu_threads=args.threads)
     node = NodeProcess(cam.namespace, params, logs / "embedded.log", env)
     client = BenchClient([cam], logs / "client_embedded.log")
     try:
