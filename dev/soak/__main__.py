@@ -34,6 +34,8 @@ def node_params(args: argparse.Namespace, base_url: str) -> dict[str, object]:
         params["model_family"] = args.family
     if args.model:
         params["model"] = args.model
+    if args.cpu_threads is not None:
+        params["cpu_threads"] = args.cpu_threads
     return params
 
 
@@ -153,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", default="", help="openai: a running server to use instead")
     parser.add_argument("--model", default="", help="model folder or name")
     parser.add_argument("--family", default="", help="model_family ('' = detect)")
+    parser.add_argument(
+        "--cpu-threads", type=int, default=None, help="the node's cpu_threads (default: its own)"
+    )
     parser.add_argument(
         "--request-timeout",
         type=float,

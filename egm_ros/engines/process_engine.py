@@ -72,16 +72,8 @@ def to_wire(request: EngineRequest) -> WireRequest:
     check = request.stop_check
     sent = check if check is not None and _pickles(check) else None
     remote = check is not None and sent is None
-    return WireRequest(
-        image=request.image,
-        prompt=request.prompt,
-        encoded=request.encoded,
-        sampling=request.sampling,
-        chat_template_kwargs=request.chat_template_kwargs,
-        stop_check=sent,
-        remote_stop=remote,
-        progress=request.on_progress is not None or remote,
-    )
+    bare = replace(request, stop_check=sent, on_progress=None, cancel=None)
+    return WireRequest(bare, remote_stop=remote, progress=request.on_progress is not None or remote)
 
 
 @dataclass

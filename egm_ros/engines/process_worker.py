@@ -6,16 +6,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from egm_ros.core.engine import EncodedImage, Engine, EngineRequest, SamplingParams, StopCheck
+from egm_ros.core.engine import Engine, EngineRequest
 from egm_ros.core.types import GroundingError, Status
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-
-    import numpy as np
 
     from egm_ros.engines import EngineSettings
 
@@ -24,15 +22,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WireRequest:
-    """An :class:`EngineRequest` as it crosses the pipe: the callables and the event stay in
-    the parent; flags say which of them the worker should stand in for."""
+    """An :class:`EngineRequest` as it crosses the pipe: without its callables and its cancel
+    event, which stay in the parent; the flags say which of them the worker stands in for."""
 
-    image: np.ndarray | None
-    prompt: str
-    encoded: EncodedImage | None
-    sampling: SamplingParams
-    chat_template_kwargs: dict | None
-    stop_check: StopCheck | None  # sent when it pickles
+    request: EngineRequest  # stop_check kept only where it pickles
     remote_stop: bool  # the parent evaluates stop_check and sends "stop"
     progress: bool  # report progress (on_progress, or the parent's stop_check, needs it)
 
@@ -127,19 +120,8 @@ class _Worker:
             def progress(tokens: int, text: str) -> None:
                 self.send(("progress", call_id, index, tokens, text))
 
-        check: Any = wire.stop_check
-        if wire.remote_stop:
-            check = _StopWhenTold(stop)
-        return EngineRequest(
-            image=wire.image,
-            prompt=wire.prompt,
-            encoded=wire.encoded,
-            sampling=wire.sampling,
-            stop_check=check,
-            on_progress=progress,
-            cancel=cancel,
-            chat_template_kwargs=wire.chat_template_kwargs,
-        )
+        check = _StopWhenTold(stop) if wire.remote_stop else wire.request.stop_check
+        return replace(wire.request, stop_check=check, on_progress=progress, cancel=cancel)
 
     def _call(self, call_id: int, requests: list[EngineRequest], timeout: float) -> None:
         try:
