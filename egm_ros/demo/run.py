@@ -78,7 +78,7 @@ def _camera(seed: int, size: int, depth: bool) -> SimCamera:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    no_progress_bars()  # the node's model loads in this process
+    no_progress_bars()  # the engine's worker process inherits it
     rclpy.init()
     out = Path(args.out).resolve()
     size = 224
