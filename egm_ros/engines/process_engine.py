@@ -23,7 +23,8 @@ with :func:`create_engine` from the same settings. Parent and worker talk over o
 
 A request's ``cancel`` event is watched in the caller's thread and sent on; ``on_progress`` is
 called in the parent with what the worker reports; ``stop_check`` goes to the worker when it
-is the grounder's (``AnswerComplete``) and is otherwise evaluated in the parent on each progress report.
+is the grounder's (``AnswerComplete``) and is otherwise evaluated in the parent on each progress
+report.
 The worker answers timeouts itself (the engine inside has the same deadline); the caller gives
 it ``grace_s`` more, then answers ``timeout`` and cancels. A worker that exits fails every call
 in flight, and every later one, with ``engine_unavailable``.
