@@ -24,10 +24,14 @@ with :func:`create_engine` from the same settings. Parent and worker talk over o
 A request's ``cancel`` event is watched in the caller's thread and sent on; ``on_progress`` is
 called in the parent with what the worker reports; ``stop_check`` goes to the worker when it
 is the grounder's (``AnswerComplete``) and is otherwise evaluated in the parent on each progress
-report.
-The worker answers timeouts itself (the engine inside has the same deadline); the caller gives
-it ``grace_s`` more, then answers ``timeout`` and cancels. A worker that exits fails every call
-in flight, and every later one, with ``engine_unavailable``.
+report. The worker answers timeouts itself (the engine inside has the same deadline); the
+caller gives it ``grace_s`` more, then answers ``timeout`` and cancels. A worker that exits
+fails every call in flight, and every later one, with ``engine_unavailable``.
+
+The pipe carries pickles (``multiprocessing.connection``) between the node and the worker it
+spawned, and nothing else: both ends are this code, and what it pickles is its own objects
+(frames and prompts are data inside them), so no byte from a camera or a user is ever read as a
+pickle.
 
 A script that creates this engine must guard its entry with ``if __name__ == "__main__":``
 (``spawn`` imports the main module again in the worker), as vLLM and TensorRT-LLM require too.
