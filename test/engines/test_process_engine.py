@@ -76,12 +76,12 @@ def test_answers_progress_and_early_stop_come_back_from_the_worker(engine, serve
     assert seen[-1][1] == out.text
 
 
-def test_a_stop_check_that_does_not_pickle_is_evaluated_here(engine, server) -> None:
+def test_a_stop_check_other_than_the_grounders_is_evaluated_here(engine, server) -> None:
     server.reply = lambda request: LONG
     server.chunk_delay = 0.005  # the tail would take about 1.5 s to stream
     asked: list[str] = []
 
-    def closure(text: str) -> bool:  # a local function: it does not pickle
+    def closure(text: str) -> bool:  # any callable but the grounder's AnswerComplete
         asked.append(text)
         return "```json" in text and text.rstrip().endswith("```")
 
