@@ -43,7 +43,11 @@ from egm_ros.node.vision_outputs import VisionOutputs
 
 
 class GroundingNode(LifecycleNode):
-    def __init__(self, node_name: str = "grounding_node", **kwargs: Any) -> None:
+    def __init__(
+        self, node_name: str = "grounding_node", *, start: bool = True, **kwargs: Any
+    ) -> None:
+        """``start=False``: the caller runs :meth:`start` itself, so that a node interrupted
+        while it starts (Ctrl-C during the model load) is already the caller's to clean up."""
         super().__init__(node_name, **kwargs)
         #: Start-up values that are not allowed (name -> error line); configure refuses while
         #: any is left. Each was declared with its default instead, so rclpy raises nothing.
@@ -73,6 +77,11 @@ class GroundingNode(LifecycleNode):
         # /diagnostics from the start, so an unconfigured node says why (level ERROR).
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, self._group)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """With ``autostart``: configure (the engine loads here), then activate."""
         if self._param("autostart"):
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()

@@ -25,14 +25,19 @@ def main(args: Sequence[str] | None = None) -> int:
     # Several threads: image and command callbacks stay responsive while action goals wait.
     executor = MultiThreadedExecutor(num_threads=4)
     node = None
-    try:  # Ctrl-C while the model loads (autostart configures in the constructor) is no error
-        node = GroundingNode()
+    try:
+        # Built first, started second: a node interrupted while it starts (Ctrl-C during the
+        # model load) is already in hand below, so its engine is closed and its rcl handles
+        # freed before rclpy shuts down, not by the garbage collector at exit.
+        node = GroundingNode(start=False)
+        node.start()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:
-        # Ctrl-C between configure and activate: the transition can no longer be published.
+        # Ctrl-C between configure and activate: rclpy's handler has shut the context down,
+        # so the transition can no longer be published.
         if rclpy.ok():
             raise
     finally:

@@ -161,10 +161,6 @@ def test_the_embedded_node_logs_no_progress_bar_and_names_its_backend_as_configu
     assert "Loading weights" not in out and "it/s]" not in out, out
 
 
-@pytest.mark.skip(
-    reason="rclpy.shutdown inside the constructor segfaulted (exit -11) once in a full run; "
-    "the emulation needs another way before it can guard the RCLError fix"
-)
 def test_ctrl_c_between_configure_and_activate_exits_cleanly() -> None:
     """Ctrl-C right after "engine ready", before the transition is published: rclpy's signal
     handler has shut the context down (done here by calling rclpy.shutdown at that point, since
@@ -185,7 +181,7 @@ def test_ctrl_c_between_configure_and_activate_exits_cleanly() -> None:
         "    '-r', '__ns:=/ctrl_c_cam']))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-X", "faulthandler", "-c", script],
         env=dict(os.environ),
         capture_output=True,
         text=True,
