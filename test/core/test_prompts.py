@@ -69,7 +69,7 @@ def test_braces_in_the_expression_are_not_format_fields(family: Family) -> None:
         assert "{sent} {0}" in build_prompt("{sent} {0}", mode, family)
 
 
-#: The wording the shipped EGM-Tiny was trained with (before the EGM-Qwen wording was fixed).
+#: The wording the first EGM-Tiny was trained with (before the EGM-Qwen wording was fixed).
 OLD = (
     "Please provide the bounding box coordinate of the region this sentence describes: "
     "<ref>{sent}</ref>"

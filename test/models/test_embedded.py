@@ -21,9 +21,12 @@ from egm_ros.models import embedded
 
 pytestmark = pytest.mark.ml
 
-#: Mean-IoU floors on 24 held-out samples, about half of what EGM-Tiny scores there (0.18,
-#: 0.22); the README reports the 200-sample numbers.
-VISIBLE_FLOOR, AMODAL_FLOOR = 0.09, 0.11
+#: Floors on 24 held-out samples (seeds 500..523), well under what EGM-Tiny v2 scores there
+#: (Acc@0.5 0.71 visible, 0.75 amodal; mean IoU 0.64, 0.62) and far above the first shipped
+#: model (Acc@0.5 about 0.13): a few answers may drift between CPUs, a broken model may not.
+#: The README reports the 200-sample numbers.
+VISIBLE_FLOOR, AMODAL_FLOOR = 0.40, 0.40
+ACC50_FLOOR = 0.45
 
 
 def test_the_weights_ship_small_in_the_package() -> None:
@@ -63,6 +66,8 @@ def test_egm_eval_on_held_out_scenes_clears_the_floor() -> None:
     assert out["statuses"].get("ok", 0) >= 22, out["statuses"]
     assert out["mean_iou"] >= VISIBLE_FLOOR, out
     assert out["amodal_mean_iou"] >= AMODAL_FLOOR, out
+    assert out["visible_acc50"] >= ACC50_FLOOR, out
+    assert out["amodal_acc50"] >= ACC50_FLOOR, out
 
 
 @pytest.mark.slow
