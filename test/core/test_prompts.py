@@ -99,13 +99,14 @@ def test_a_malformed_declaration_is_refused(bad) -> None:
         declared_templates({"egm_prompts": bad})
 
 
-def test_the_shipped_model_declares_the_wording_it_was_trained_with() -> None:
+def test_the_shipped_model_is_asked_in_the_egm_qwen_wording_it_was_trained_with() -> None:
+    """EGM-Tiny v2 learnt the EGM-Qwen prompts, so its config declares no other wording."""
     from egm_ros.models.embedded import embedded_model_dir
 
     config = json.loads((embedded_model_dir() / "config.json").read_text())
-    declared = declared_templates(config)
-    assert declared is not None and declared[Mode.VISIBLE] == OLD
-    assert declared[Mode.AMODAL] == OLD.replace("the bounding", "the amodal bounding")
+    assert config["model_type"] == "qwen3_vl"
+    assert declared_templates(config) is None
+    assert build_prompt("the red mug", Mode.VISIBLE, declared=None).startswith("Locate the red mug")
 
 
 @pytest.mark.parametrize(
