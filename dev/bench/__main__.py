@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded (EGM-Tiny, the default once it ships) or transformers with --model",
     )
     p.add_argument("--model", default="", help="model folder for --backend transformers")
-    p.add_argument("--max-new-tokens", type=int, default=96, help="generation limit per query")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation limit per query")
     p.add_argument(
         "--threads",
         type=int,

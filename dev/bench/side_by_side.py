@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.bench.side_by_side", description=__doc__)
     parser.add_argument("--model", default=str(root / "egm_ros" / "models" / "egm_tiny"))
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--out", default="out/bench/side_by_side.json")
     args = parser.parse_args(argv)
     out = Path(args.out)
