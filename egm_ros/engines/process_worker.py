@@ -4,6 +4,7 @@ and serves the calls its parent sends over the pipe, and what crosses that pipe.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass, replace
@@ -46,6 +47,8 @@ def serve(conn: Connection, settings: EngineSettings) -> None:
     parent goes away (the pipe closes)."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if settings.worker_nice > 0:
+        os.nice(settings.worker_nice)  # the caller's callbacks first (EngineSettings)
     from egm_ros.engines import create_engine
 
     try:

@@ -230,7 +230,7 @@ def test_the_factory_runs_the_transformers_engines_in_their_own_process(tiny_mod
 
 
 CALLER = """
-import json, sys
+import json, os, sys
 from egm_ros.core.grounder import Grounder
 from egm_ros.data.eval_records import synthetic_records
 from egm_ros.engines import EngineSettings, create_engine
@@ -243,6 +243,8 @@ if __name__ == "__main__":
             "status": outcome.status.value,
             "tokens": outcome.tokens,
             "worker": engine.pid,
+            "worker_nice": os.getpriority(os.PRIO_PROCESS, engine.pid),
+            "caller_nice": os.getpriority(os.PRIO_PROCESS, 0),
             "torch_here": "torch" in sys.modules,
             "transformers_here": "transformers" in sys.modules,
         }))
@@ -264,6 +266,8 @@ def test_the_embedded_model_runs_outside_the_callers_interpreter(tmp_path) -> No
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] in ("ok", "not_found") and 0 < result["tokens"] < 1024
     assert result["worker"] and not result["torch_here"] and not result["transformers_here"]
+    # The worker yields a shared CPU to its caller's callbacks (EngineSettings.worker_nice).
+    assert result["worker_nice"] == min(result["caller_nice"] + 10, 19)
 
 
 def test_the_factory_gives_the_transformers_engines_their_cpu_threads(monkeypatch) -> None:
