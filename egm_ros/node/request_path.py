@@ -55,6 +55,10 @@ class PathSettings:
     queue_size: int = 8
 
 
+#: How long a command without a stamp that found only stale frames waits for the next one.
+STALE_FRAME_GRACE_S = 1.0
+
+
 @dataclass
 class Request:
     request_id: str
@@ -64,6 +68,7 @@ class Request:
     reply: Reply
     frame: Frame | None = None
     frame_error: str = ""
+    newest: bool = False  # no stamp and no own image: the camera's newest frame is asked for
     depth_frame: Frame | None = None  # use_depth: the depth frame matched at intake, if any
     on_progress: Progress | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -167,6 +172,7 @@ class RequestPath:
             self._reply_now(request, Status.INVALID_INPUT, str(err))
             return
         request.frame, request.frame_error = self._choose_frame(request.received, stamp_ns, image)
+        request.newest = not stamp_ns and not (image is not None and image.width and image.height)
         depth = self.depth
         if depth is not None and request.frame is not None:
             # Matched now, while the frame is buffered (a command may wait longer than the
@@ -198,6 +204,8 @@ class RequestPath:
         # request_timeout bounds the whole answer, queueing included: a command that waited
         # out its budget behind slow requests is answered now instead of late.
         timeout = self.settings.request_timeout
+        if request.frame is None and request.newest and self.frames.received:
+            request.frame = self._next_frame(request)
         waited = started - request.received
         if request.cancel.is_set():
             self._reply_now(request, Status.CANCELLED, "cancelled before it started")
@@ -210,6 +218,18 @@ class RequestPath:
             self._reply_now(request, Status.TIMEOUT, message)
         else:
             self._ground(grounder, request, started, timeout - waited)
+
+    def _next_frame(self, request: Request) -> Frame | None:
+        """The buffer was stale when the command came: wait up to ``STALE_FRAME_GRACE_S`` for
+        the camera's next frame. A stream (or its transport, under load) can pause for seconds
+        while commands still arrive; "now" is the next frame, not an error (issue 21)."""
+        deadline = time.monotonic() + STALE_FRAME_GRACE_S
+        while not request.cancel.is_set() and time.monotonic() < deadline:
+            try:
+                return self.frames.latest()
+            except FrameChoiceError:
+                time.sleep(0.02)
+        return None
 
     def _ground(self, grounder: Grounder, request: Request, started: float, budget: float) -> None:
         assert request.frame is not None

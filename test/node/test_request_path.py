@@ -145,6 +145,28 @@ def test_a_goal_image_is_used_instead_of_the_buffer(made) -> None:
     assert result.header.frame_id == "goal_cam" and result.image_width == 200
 
 
+def test_a_command_that_finds_only_stale_frames_takes_the_cameras_next_one(made) -> None:
+    """Issue 21: a stream that pauses for longer than the buffer keeps frames, while commands
+    still arrive, is a late frame, not no_frame; without a next frame in the grace it is."""
+    p = made()
+    p.path.frames = FrameBuffer(0.2)
+    p.path.add_frame(make_image(64, 48, stamp(1), "before"))
+    time.sleep(0.3)  # the stream pauses: the newest frame is now stale
+    p.submit(request_id="a")
+    time.sleep(0.1)
+    p.path.add_frame(make_image(64, 48, stamp(2), "next"))
+    (late,) = p.wait(1)
+    assert late.status == GroundingResult.STATUS_OK, late.status_message
+    assert late.header.frame_id == "next"
+    time.sleep(0.3)
+    begun = time.monotonic()
+    p.submit(request_id="b")
+    (_, none) = p.wait(2)
+    assert none.status == GroundingResult.STATUS_NO_FRAME and "old" in none.status_message
+    assert 0.9 <= time.monotonic() - begun < 5
+    assert len(p.engine.calls) == 1
+
+
 def test_no_frame_and_bad_frames_are_answered_without_the_engine(made) -> None:
     p = made()
     p.submit(request_id="a")
