@@ -68,7 +68,7 @@ class Request:
     reply: Reply
     frame: Frame | None = None
     frame_error: str = ""
-    newest: bool = False  # no stamp and no own image: the camera's newest frame is asked for
+    stale: bool = False  # no stamp, no own image, and only stale frames when it came
     depth_frame: Frame | None = None  # use_depth: the depth frame matched at intake, if any
     on_progress: Progress | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -172,7 +172,10 @@ class RequestPath:
             self._reply_now(request, Status.INVALID_INPUT, str(err))
             return
         request.frame, request.frame_error = self._choose_frame(request.received, stamp_ns, image)
-        request.newest = not stamp_ns and not (image is not None and image.width and image.height)
+        own_image = image is not None and image.width and image.height
+        # Only stale frames (the camera sent some, none lately): the next one may still come.
+        request.stale = request.frame is None and not stamp_ns and not own_image
+        request.stale = request.stale and self.frames.received > 0
         depth = self.depth
         if depth is not None and request.frame is not None:
             # Matched now, while the frame is buffered (a command may wait longer than the
@@ -204,7 +207,7 @@ class RequestPath:
         # request_timeout bounds the whole answer, queueing included: a command that waited
         # out its budget behind slow requests is answered now instead of late.
         timeout = self.settings.request_timeout
-        if request.frame is None and request.newest and self.frames.received:
+        if request.stale:
             request.frame = self._next_frame(request)
         waited = started - request.received
         if request.cancel.is_set():
