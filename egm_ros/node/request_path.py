@@ -172,10 +172,9 @@ class RequestPath:
             self._reply_now(request, Status.INVALID_INPUT, str(err))
             return
         request.frame, request.frame_error = self._choose_frame(request.received, stamp_ns, image)
-        own_image = image is not None and image.width and image.height
         # Only stale frames (the camera sent some, none lately): the next one may still come.
-        request.stale = request.frame is None and not stamp_ns and not own_image
-        request.stale = request.stale and self.frames.received > 0
+        own_image = image is not None and image.width and image.height
+        request.stale = not (request.frame or stamp_ns or own_image) and self.frames.received > 0
         depth = self.depth
         if depth is not None and request.frame is not None:
             # Matched now, while the frame is buffered (a command may wait longer than the
@@ -202,13 +201,13 @@ class RequestPath:
     # ----------------------------------------------------------------- work
     def _serve(self, request: Request) -> None:
         """In a worker thread: check what can fail without the engine, decode, ground, reply."""
+        if request.stale:  # before the clock starts: the grace counts as waiting
+            request.frame = self._next_frame(request)
         started = time.monotonic()
         grounder = self.grounder
         # request_timeout bounds the whole answer, queueing included: a command that waited
         # out its budget behind slow requests is answered now instead of late.
         timeout = self.settings.request_timeout
-        if request.stale:
-            request.frame = self._next_frame(request)
         waited = started - request.received
         if request.cancel.is_set():
             self._reply_now(request, Status.CANCELLED, "cancelled before it started")
