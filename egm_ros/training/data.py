@@ -134,16 +134,23 @@ def _dense(batch: Sequence[Example], grids: list[list[int]], merge: int) -> dict
 
 
 class BatchStream:
-    """Batches ``first, first + 1, ...`` of one phase; iterable in a DataLoader worker."""
+    """Batches ``first, first + 1, ...`` of one phase; iterable in a DataLoader worker.
+    ``share(k, n)``: only every ``n``-th batch from ``first + k``, so ``n`` workers make the
+    same stream between them."""
 
     def __init__(
         self, processor, phase: str, seed: int, first: int, batch: int, direct_share: float
     ):
         self.processor, self.phase, self.seed = processor, phase, seed
         self.first, self.batch, self.direct_share = first, batch, direct_share
+        self.offset, self.stride = 0, 1
+
+    def share(self, k: int, n: int) -> BatchStream:
+        self.offset, self.stride = k, n
+        return self
 
     def __iter__(self) -> Iterator[dict]:
-        index = self.first
+        index = self.first + self.offset
         while True:
             if self.phase == "vision":
                 seeds = batch_seeds(self.seed, "vision", index, self.batch)[: self.batch]
@@ -152,11 +159,13 @@ class BatchStream:
                 yield encode(
                     self.processor, examples(self.seed, index, self.batch, self.direct_share)
                 )
-            index += 1
+            index += self.stride
 
 
-def loader(stream: BatchStream, workers: int):
-    """Batches made ahead in ``workers`` processes (0: in this process)."""
+def loader(stream: BatchStream, workers: int, pin_memory: bool = False):
+    """Batches made ahead in ``workers`` processes (0: in this process), in stream order:
+    the DataLoader takes from its workers in turn, and worker ``k`` makes batches
+    ``first + k, first + k + workers, ...``."""
     if workers <= 0:
         return iter(stream)
     import torch
@@ -164,10 +173,15 @@ def loader(stream: BatchStream, workers: int):
     class _Iterable(torch.utils.data.IterableDataset):
         def __iter__(self):
             torch.set_num_threads(1)
-            return iter(stream)
+            info = torch.utils.data.get_worker_info()
+            return iter(stream.share(info.id, info.num_workers))
 
     return iter(
         torch.utils.data.DataLoader(
-            _Iterable(), batch_size=None, num_workers=workers, prefetch_factor=4
+            _Iterable(),
+            batch_size=None,
+            num_workers=workers,
+            prefetch_factor=4,
+            pin_memory=pin_memory,
         )
     )

@@ -1,4 +1,5 @@
-"""``egm-train``: supervised fine-tuning of EGM-Tiny on synthetic occlusion scenes, on the CPU.
+"""``egm-train``: supervised fine-tuning of EGM-Tiny on synthetic occlusion scenes, on the CPU
+(or a CUDA GPU with ``--device cuda``, the scenes then made by ``--workers`` processes).
 
 The EGM recipe at toy scale: the model learns to reason first (which candidates there are, which
 one matches and why, what hides it and where the full object extends), then answer with a box in
@@ -7,7 +8,9 @@ the ``qwen3_vl`` format. A share of the samples is trained without reasoning (Qw
 directly; ``egm-eval --no-thinking`` measures that row of the trade-off.
 
 Deterministic by seed; checkpoints every ``--save-every`` steps into ``OUT/checkpoint.pt``;
-``--resume`` continues from it. The final model is saved as a standard model folder in ``OUT``.
+``--resume`` continues from it; ``--init`` starts a new run (a warm restart: new schedule, new
+optimizer, a new scene stream by ``--seed``) from another run's checkpoint. The final model is
+saved as a standard model folder in ``OUT``.
 """
 
 from __future__ import annotations
@@ -92,10 +95,11 @@ def weighted_loss(
     if coordinate_after is not None:
         soft_at = is_number & torch.isin(inputs["input_ids"][:, :-1], coordinate_after)
     if sigma > 0 and soft_at.any():
-        value_of = torch.full((logits.shape[-1],), -1, dtype=torch.long)
-        value_of[number_ids] = torch.arange(len(number_ids))
+        device = logits.device
+        value_of = torch.full((logits.shape[-1],), -1, dtype=torch.long, device=device)
+        value_of[number_ids] = torch.arange(len(number_ids), device=device)
         true = value_of[targets[soft_at]].float()[:, None]
-        grid = torch.arange(len(number_ids), dtype=torch.float32)[None, :]
+        grid = torch.arange(len(number_ids), dtype=torch.float32, device=device)[None, :]
         soft = torch.exp(-0.5 * ((grid - true) / sigma) ** 2)
         soft = soft / soft.sum(dim=1, keepdim=True)
         soft_ce = -(soft * logp[soft_at][:, number_ids]).sum(dim=1)
@@ -124,30 +128,51 @@ class _Run:
         self.ckpt = self.out / "checkpoint.pt"
         torch.manual_seed(args.seed)
         torch.set_num_threads(args.threads)
-        if args.resume and (self.out / "tokenizer.json").is_file():
-            # The checkpoint's token ids belong to the tokenizer saved beside it: reuse it.
-            from transformers import AutoProcessor
-
-            self.processor = AutoProcessor.from_pretrained(self.out, local_files_only=True)
-        else:
-            self.processor = build_processor(corpus_lines(400, seed=TRAIN_SEED_OFFSET), EGM_TINY)
-            self.processor.save_pretrained(self.out)
+        self.device = torch.device(args.device)
+        init = Path(args.init) if args.init and not args.resume else None
+        self.processor = self._processor(init)
         self.model = build_model(self.processor.tokenizer, EGM_TINY, seed=args.seed).train()
         freeze_sincos_positions(self.model)
         self.head = build_head(EGM_TINY.hidden)
-        self.number_ids = torch.tensor(number_token_ids(self.processor.tokenizer))
-        self.coordinate_after = torch.tensor(coordinate_context_ids(self.processor.tokenizer))
         self.phase, self.step, self.seen, self.optimizer_state = "vision", 0, 0, None
         if args.resume and self.ckpt.is_file():
-            state = torch.load(self.ckpt, weights_only=True)
-            self.model.load_state_dict(state["model"])
-            self.head.load_state_dict(state["head"])
-            self.phase, self.step, self.seen = state["phase"], state["step"], state["seen"]
+            state = self._load(self.ckpt)
+            self.phase, self.step = state["phase"], state["step"]
             # The optimizer state belongs to the phase it was saved in.
-            self.optimizer_state = state["optimizer"] if state["phase"] == self.phase else None
+            self.optimizer_state = state.get("optimizer") if state["phase"] == self.phase else None
             print(f"resumed in phase {self.phase} at step {self.step}", flush=True)
+        elif init is not None:
+            self._load(init)
+            self.phase = "full"
+            print(f"warm restart from {init} ({self.seen} samples seen)", flush=True)
+        self.model.to(self.device)
+        self.head.to(self.device)
+        self.number_ids = torch.tensor(number_token_ids(self.processor.tokenizer)).to(self.device)
+        self.coordinate_after = torch.tensor(coordinate_context_ids(self.processor.tokenizer)).to(
+            self.device
+        )
         if self.phase == "vision" and self.step >= args.vision_steps:
             self.phase, self.step, self.optimizer_state = "full", 0, None
+
+    def _processor(self, init: Path | None):
+        """The checkpoint's token ids belong to the tokenizer saved beside it: reuse it."""
+        folder = self.out if self.args.resume else init.parent if init else None
+        if folder is not None and (folder / "tokenizer.json").is_file():
+            from transformers import AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+        else:
+            processor = build_processor(corpus_lines(400, seed=TRAIN_SEED_OFFSET), EGM_TINY)
+        processor.save_pretrained(self.out)
+        return processor
+
+    def _load(self, path: Path) -> dict:
+        """Weights of the model and the dense head, and the samples they have seen."""
+        state = self.torch.load(path, weights_only=True, map_location="cpu")
+        self.model.load_state_dict(state["model"])
+        self.head.load_state_dict(state["head"])
+        self.seen = state["seen"]
+        return state
 
     def optimizer(self, lr: float):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -182,12 +207,12 @@ def _vision_phase(run: _Run) -> None:
     total = args.vision_steps
     optimizer = run.optimizer(args.vision_lr)
     stream = BatchStream(run.processor, "vision", args.seed, run.step, args.vision_batch, 0.0)
-    batches, log = loader(stream, args.workers), _Log(args, total, args.vision_batch)
+    batches, log = _batches(run, stream), _Log(args, total, args.vision_batch)
     while run.step < total:
         batch = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(run.step, total, args.vision_lr, args.warmup)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=args.bf16):
             tokens = run.model.model.visual(
                 batch["pixel_values"], grid_thw=batch["image_grid_thw"]
             ).pooler_output
@@ -209,7 +234,7 @@ def _full_phase(run: _Run) -> None:
         lambda _m, _i, out: captured.__setitem__("tokens", out.pooler_output)
     )
     stream = BatchStream(run.processor, "full", args.seed, run.step, args.batch, args.direct_share)
-    batches, log = loader(stream, args.workers), _Log(args, args.steps, args.batch)
+    batches, log = _batches(run, stream), _Log(args, args.steps, args.batch)
     curve = run.out / "curve.jsonl"
     try:
         while run.step < args.steps:
@@ -217,7 +242,7 @@ def _full_phase(run: _Run) -> None:
             dense = inputs.pop("dense")
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(run.step, args.steps, args.lr, args.warmup)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 lm, coordinates = weighted_loss(
                     run.model,
                     inputs,
@@ -236,6 +261,18 @@ def _full_phase(run: _Run) -> None:
                 _score(run, curve)
     finally:
         hook.remove()
+
+
+def _batches(run: _Run, stream):
+    """The stream's batches, each on the training device (``dense`` is a dict of tensors)."""
+    cuda = run.device.type == "cuda"
+
+    def move(value):
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        return value.to(run.device, non_blocking=cuda)
+
+    return (move(batch) for batch in loader(stream, run.args.workers, pin_memory=cuda))
 
 
 def _update(run: _Run, optimizer, loss) -> None:
@@ -340,7 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--aux-weight", type=float, default=1.0, help="weight of the dense visual-token loss")
     add("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast")
     add("--threads", type=int, default=1, help="torch compute threads")
-    add("--workers", type=int, choices=(0, 1), default=1, help="data worker processes")
+    add("--workers", type=int, default=1, help="data worker processes (0: none)")
+    add("--device", choices=("cpu", "cuda"), default="cpu", help="where the model trains")
+    add(
+        "--init",
+        help="warm restart: start the whole-model phase from this checkpoint.pt's model and "
+        "dense head (new optimizer and schedule; --seed picks a new scene stream)",
+    )
     add("--log-every", type=int, default=20, help="steps between progress lines")
     add("--save-every", type=int, default=200, help="steps between checkpoints")
     add("--eval-every", type=int, default=250, help="steps between learning-curve points (0: off)")

@@ -45,3 +45,24 @@ def test_labels_cover_only_the_assistant_answer_and_dense_targets_match_tokens()
     image_tokens = int((inputs["input_ids"] == tok.convert_tokens_to_ids("<|image_pad|>")).sum())
     assert inputs["dense"]["kind"].shape == (image_tokens,)
     assert np.isfinite(inputs["dense"]["boxes"].numpy()).all()
+
+
+def test_several_workers_make_the_same_stream_in_order() -> None:
+    """Worker k makes batches first + k, first + k + n, ...; the loader takes them in turn, so
+    a run on many cores (``--workers 14`` beside a GPU) trains on the batches one core makes."""
+    pytest.importorskip("torch")
+    import itertools
+
+    from egm_ros.models.tiny_qwen3_vl import build_processor
+    from egm_ros.training.data import BatchStream, loader
+
+    processor = build_processor()
+
+    def ids(workers: int) -> list[list[int]]:
+        stream = BatchStream(processor, "full", 0, 7, 2, 0.3)
+        batches = itertools.islice(loader(stream, workers), 5)
+        return [b["input_ids"][0].tolist() for b in batches]
+
+    one = ids(0)
+    assert len({tuple(row) for row in one}) == 5  # five different batches
+    assert ids(2) == one

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.ml
 
 
 def test_train_phases_checkpoint_resume_curve_and_save(tmp_path) -> None:
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from egm_ros.training.train import main
@@ -39,6 +39,17 @@ def test_train_phases_checkpoint_resume_curve_and_save(tmp_path) -> None:
     assert 3_000_000 < sum(p.numel() for p in model.parameters()) < 6_000_000
     # The dense head is not part of the saved model: a standard Qwen3-VL folder.
     assert model.config.model_type == "qwen3_vl"
+    # A warm restart starts the whole-model phase from the checkpoint's weights, at step 0.
+    warm = tmp_path / "warm"
+    init = ["--out", str(warm), "--init", str(out / "checkpoint.pt")]
+    assert main([*common[2:], *init, "--steps", "2"]) == 0
+    restarted = json.loads((warm / "egm_tiny.json").read_text())
+    assert restarted["phase"] == "full" and restarted["steps"] == 2
+    assert restarted["seen"] == first["seen"] + 2 + 2 * 2  # counts the samples before it too
+    assert main([*init, "--steps", "0"]) == 0
+    again = AutoModelForImageTextToText.from_pretrained(warm, local_files_only=True)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_greedy_curve_point_runs_the_real_engine() -> None:
