@@ -119,7 +119,9 @@ def cameras(count: int, prompts_per_camera: int = 4) -> list:
     out = []
     for i in range(count):
         scene = generate_scene(100 + i)
-        texts = sorted({e.text for e in expressions(scene)}, key=len)
+        # By length, then text: a set's order changes with each process's string hashing, and
+        # with it which commands a run sends (and how many tokens they take).
+        texts = sorted({e.text for e in expressions(scene)}, key=lambda t: (len(t), t))
         step = max(1, len(texts) // prompts_per_camera)
         out.append(
             Camera(
