@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from egm_ros.core.types import Status
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     camera = _camera(args.seed, size, args.depth)
     client = DemoClient(out, seed=args.seed, scenes=args.scenes, scene_size=size, depth=args.depth)
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()  # as grounding_node runs: every callback is short
     for node in (grounder, camera, client):
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

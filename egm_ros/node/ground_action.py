@@ -1,7 +1,12 @@
 """The ``ground`` action (``egm_ros/action/Ground``): a goal goes down the same
 :class:`~egm_ros.node.request_path.RequestPath` as a topic command; this module adds what only
 an action has: throttled feedback while the model generates, cancel, and the goal's end state
-from the result's status."""
+from the result's status.
+
+No callback here waits for the model: an accepted goal is submitted at once, and only when its
+result is in does it ``execute`` (rclpy's deferred execution), which then just sets the end
+state. So the node runs on one executor thread, and a goal never holds it (rclpy's
+``MultiThreadedExecutor`` delayed commands by up to 1.5 s, measured; issue 17)."""
 
 from __future__ import annotations
 
@@ -21,8 +26,6 @@ from egm_ros.node.request_path import RequestPath
 
 #: Feedback is throttled to this period so a fast engine does not flood the action.
 FEEDBACK_PERIOD_S = 0.1
-#: How often a waiting goal looks for a cancel request.
-_CANCEL_POLL_S = 0.05
 
 
 class GroundAction:
@@ -31,13 +34,18 @@ class GroundAction:
     def __init__(self, node: Any, path: RequestPath, group: CallbackGroup) -> None:
         self.path = path
         self._node = node
+        self._lock = threading.Lock()
+        #: Per goal (its uuid): the cancel event its request watches, then its result.
+        self._cancels: dict[bytes, threading.Event] = {}
+        self._results: dict[bytes, GroundingResult] = {}
         self.server = ActionServer(
             node,
             Ground,
             "ground",
-            execute_callback=self.execute,
+            execute_callback=self.finish,
             goal_callback=self.accept,
-            cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+            handle_accepted_callback=self.start,
+            cancel_callback=self.cancel,
             callback_group=group,
         )
 
@@ -54,16 +62,19 @@ class GroundAction:
     def destroy(self) -> None:
         self.server.destroy()
 
-    def execute(self, goal_handle: Any) -> Ground.Result:
-        """Runs in an executor thread until the goal's one result is in."""
-        goal = goal_handle.request
-        done = threading.Event()
+    def start(self, goal_handle: Any) -> None:
+        """An accepted goal goes down the request path now; it executes once its result is in
+        (from a worker thread, or at once for a goal answered without the engine)."""
+        goal, key = goal_handle.request, bytes(goal_handle.goal_id.uuid)
         cancel = threading.Event()
-        holder: list[GroundingResult] = []
+        with self._lock:
+            self._cancels[key] = cancel
 
         def reply(result: GroundingResult) -> None:
-            holder.append(result)
-            done.set()
+            with self._lock:
+                self._cancels.pop(key, None)
+                self._results[key] = result
+            goal_handle.execute()  # schedules finish() on the node's executor
 
         self.path.submit(
             goal.prompt,
@@ -74,10 +85,20 @@ class GroundAction:
             on_progress=feedback_publisher(goal_handle, time.monotonic()),
             cancel=cancel,
         )
-        while not done.wait(_CANCEL_POLL_S):
-            if goal_handle.is_cancel_requested:
-                cancel.set()
-        result = holder[0]
+
+    def cancel(self, goal_handle: Any) -> CancelResponse:
+        """Cancel the goal's request; its result (``cancelled``, or the answer if it came
+        first) still ends the goal."""
+        with self._lock:
+            event = self._cancels.get(bytes(goal_handle.goal_id.uuid))
+        if event is not None:
+            event.set()
+        return CancelResponse.ACCEPT
+
+    def finish(self, goal_handle: Any) -> Ground.Result:
+        """The goal's end state from its result's status, and the result."""
+        with self._lock:
+            result = self._results.pop(bytes(goal_handle.goal_id.uuid))
         if result.status == GroundingResult.STATUS_CANCELLED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif result.status in (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND):

@@ -231,6 +231,7 @@ def test_full_queue_answers_busy_and_every_command_gets_one_result(server, harne
     harness.grounding_node(**node_params(server, queue_size=1, workers=1))
     probe = harness.probe()
     send_frame_and_command(probe, make_image(64, 48, stamp(1)), "the mug 0")
+    time.sleep(0.3)  # the one worker has taken "the mug 0": the queue's one place is free
     for i in range(1, 5):
         probe.command_pub.publish(String(data=f"the mug {i}"))
     results = probe.wait_results(5, timeout=60)
@@ -315,6 +316,28 @@ def test_action_goal_with_feedback_result_and_cancel(server, harness) -> None:
     done.clear()
     assert done.wait(30) and cancelled.is_set()
     assert holder[1].result.result.status == GroundingResult.STATUS_CANCELLED
+    client.destroy()
+
+
+def test_a_pending_goal_holds_no_callback(server, harness) -> None:
+    """The node runs on one executor thread (issue 17): while a goal's answer streams, a topic
+    command is still taken and answered."""
+    server.chunk_delay = 0.1  # the goal's answer takes about two seconds
+    harness.grounding_node(**node_params(server, workers=2))
+    probe = harness.probe()
+    client = ActionClient(probe.node, Ground, "ground")
+    wait_for(client.server_is_ready)
+    goal_done = threading.Event()
+    image = make_image(64, 48, stamp(4))
+    client.send_goal_async(Ground.Goal(prompt="the mug", image=image)).add_done_callback(
+        lambda f: f.result().get_result_async().add_done_callback(lambda _r: goal_done.set())
+    )
+    wait_for(lambda: server.max_in_flight > 0, 10)  # the goal is with the engine
+    probe.command_pub.publish(String(data="the cup"))  # no camera frame: no engine needed
+    (refused,) = probe.wait_results(1, timeout=10)
+    assert refused.status == GroundingResult.STATUS_NO_FRAME
+    assert not goal_done.is_set()  # answered while the goal still streamed
+    assert goal_done.wait(30)
     client.destroy()
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -103,12 +103,14 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 
 class Harness:
-    """Nodes spinning in a background MultiThreadedExecutor of a private context."""
+    """Nodes spinning in a background thread of a private context, on one executor thread as
+    ``grounding_node``'s ``main`` runs them: a callback that waited (an action goal, say)
+    would hold every other callback, and the tests would show it."""
 
     def __init__(self) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=6, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: list[Node] = []
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
