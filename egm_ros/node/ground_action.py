@@ -74,7 +74,14 @@ class GroundAction:
             with self._lock:
                 self._cancels.pop(key, None)
                 self._results[key] = result
-            goal_handle.execute()  # schedules finish() on the node's executor
+            try:
+                goal_handle.execute()  # schedules finish() on the node's executor
+            except Exception as err:  # noqa: BLE001 - the server went away (node shut down)
+                with self._lock:
+                    self._results.pop(key, None)
+                self._node.get_logger().warning(
+                    f"goal {goal.prompt[:60]!r}: its result could not end it: {err}"
+                )
 
         self.path.submit(
             goal.prompt,

@@ -1,7 +1,9 @@
 """The ``ground`` action's own parts without an executor: the feedback's partial reasoning and
-the goal check."""
+the goal check, and a result that comes after the server went away."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
@@ -75,3 +77,27 @@ def test_a_goal_with_an_unknown_mode_is_rejected(mode: int, response: GoalRespon
     if response == GoalResponse.REJECT:
         (line,) = logger.lines
         assert "'the mug' rejected: unknown mode 7" in line
+
+
+class GoneGoalHandle(GoalHandle):
+    """A goal whose server went away (the node shut down) before its result came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.request = Ground.Goal(prompt="the mug")
+        self.goal_id = type("Id", (), {"uuid": bytes(16)})()
+
+    def execute(self) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'create_task'")
+
+
+def test_a_result_that_cannot_end_its_goal_is_one_warning() -> None:
+    action = GroundAction.__new__(GroundAction)  # start() alone, without a server
+    action.path = RequestPath("cam", FrameBuffer(1.0), PathSettings(), now=Time, warn=print)
+    logger = Logger()
+    action._node = type("Node", (), {"get_logger": lambda self: logger})()
+    action._lock, action._cancels, action._results = threading.Lock(), {}, {}
+    action.start(GoneGoalHandle())  # no frame and no engine: answered at once
+    (line,) = logger.lines
+    assert "'the mug': its result could not end it" in line
+    assert action._results == {} and action._cancels == {}
