@@ -58,6 +58,7 @@ def teacher_forced(model, processor, items, number_ids) -> dict[str, float]:
 
     edges, right, trace_edges, attributes = [], [], [], []
     number_ids = number_ids.cpu()  # the scoring below runs on the CPU, only the model may not
+    device = next(model.parameters()).device
     words = attribute_ids(processor.tokenizer)
     value_of = torch.zeros(int(number_ids.max()) + 1, dtype=torch.long)
     value_of[number_ids] = torch.arange(len(number_ids))  # token id -> its number
@@ -66,7 +67,6 @@ def teacher_forced(model, processor, items, number_ids) -> dict[str, float]:
         enc = encode(processor, [ex for ex, _, _ in chunk])
         enc.pop("dense")
         labels = enc.pop("labels")
-        device = next(model.parameters()).device
         enc = {k: v.to(device) for k, v in enc.items()}
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
             logits = model(**enc).logits[:, :-1].float().cpu()

@@ -10,6 +10,7 @@ held-out evaluation uses seeds below.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -135,8 +136,8 @@ def _dense(batch: Sequence[Example], grids: list[list[int]], merge: int) -> dict
 
 class BatchStream:
     """Batches ``first, first + 1, ...`` of one phase; iterable in a DataLoader worker.
-    ``share(k, n)``: only every ``n``-th batch from ``first + k``, so ``n`` workers make the
-    same stream between them."""
+    ``share(k, n)``: a copy that makes only every ``n``-th batch from ``first + k``, so ``n``
+    workers make the same stream between them."""
 
     def __init__(
         self, processor, phase: str, seed: int, first: int, batch: int, direct_share: float
@@ -146,8 +147,9 @@ class BatchStream:
         self.offset, self.stride = 0, 1
 
     def share(self, k: int, n: int) -> BatchStream:
-        self.offset, self.stride = k, n
-        return self
+        part = copy.copy(self)
+        part.offset, part.stride = k, n
+        return part
 
     def __iter__(self) -> Iterator[dict]:
         index = self.first + self.offset
