@@ -117,12 +117,12 @@ class NodePath:
         return self.result(frame, sent)
 
 
-def server_grounder(max_pixels: int) -> Grounder:
+def server_grounder(max_pixels: int, server_max_pixels: int = 0) -> Grounder:
     """The grounder of a node with the OpenAI engine (never called here: only its settings and
     the engine's kind matter to the path)."""
     from egm_ros.engines.openai_engine import OpenAIEngine
 
-    engine = OpenAIEngine("http://127.0.0.1:9/v1", "bench")
+    engine = OpenAIEngine("http://127.0.0.1:9/v1", "bench", server_max_pixels=server_max_pixels)
     return Grounder(engine, GrounderConfig(family=Family.QWEN3_VL, max_pixels=max_pixels))
 
 
@@ -185,13 +185,16 @@ def result_converter() -> tuple[str, ToMsg]:
     return "GroundingResult", lambda o, w, h: outcome_to_msg(o, header, "bench", (w, h))
 
 
-#: Input kinds of the rows: (name, message kind, the node's max_pixels).
+#: Input kinds of the rows: (name, message kind, the node's max_pixels, server_max_pixels).
 INPUTS = (
-    ("raw", "raw", DEFAULT_MAX_PIXELS),
-    ("compressed", "compressed", DEFAULT_MAX_PIXELS),
+    ("raw", "raw", DEFAULT_MAX_PIXELS, 0),
+    ("compressed", "compressed", DEFAULT_MAX_PIXELS, 0),
     # max_pixels 0: the node never resizes, so every JPEG goes to the server as it is and the
-    # server's processor bounds the pixels
-    ("compressed, max_pixels 0", "compressed", 0),
+    # server's processor bounds the pixels at the model's own limit
+    ("compressed, max_pixels 0", "compressed", 0, 0),
+    # server_max_pixels: the server's processor resizes to the node's limit, so every JPEG goes
+    # as it is (vLLM with --trust-request-mm-kwargs)
+    ("compressed, server_max_pixels", "compressed", DEFAULT_MAX_PIXELS, DEFAULT_MAX_PIXELS),
 )
 
 
@@ -204,8 +207,8 @@ def run(repeats: int, resolutions: dict[str, tuple[int, int]] | None = None) -> 
         buf = io.BytesIO()
         PILImage.fromarray(rgb).save(buf, format="JPEG", quality=90)
         jpeg = buf.getvalue()
-        for label, kind, max_pixels in INPUTS:
-            grounder = server_grounder(max_pixels)
+        for label, kind, max_pixels, server_max_pixels in INPUTS:
+            grounder = server_grounder(max_pixels, server_max_pixels)
             path = NodePath(_message_decoder(kind, rgb, jpeg, grounder), to_msg, grounder)
             samples, cpu = timed_wall_and_cpu(path.run, repeats)
             copies = count_full_frame_copies(path, w * h * 3)

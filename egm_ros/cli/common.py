@@ -27,9 +27,21 @@ def add_cpu_threads_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_server_max_pixels_flag(parser: argparse.ArgumentParser) -> None:
+    """--server-max-pixels, as the node's ``server_max_pixels`` parameter."""
+    parser.add_argument(
+        "--server-max-pixels",
+        type=int,
+        default=0,
+        help="openai backend: the server's image processor resizes images to at most this many "
+        "pixels (vLLM: start it with --trust-request-mm-kwargs); images go to it as they are "
+        "(default 0: off, egm_ros resizes)",
+    )
+
+
 def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """From --backend, --model, --base-url, --timeout, --max-pixels, --api-key-env,
-    --api-key-file, --insecure and --cpu-threads."""
+    --api-key-file, --insecure, --cpu-threads and --server-max-pixels."""
     return EngineSettings(
         backend=args.backend,
         model=args.model,
@@ -40,6 +52,7 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         api_key_file=args.api_key_file,
         verify_tls=not args.insecure,
         cpu_threads=args.cpu_threads,
+        server_max_pixels=getattr(args, "server_max_pixels", 0),
     )
 
 

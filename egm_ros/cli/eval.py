@@ -33,7 +33,12 @@ from typing import TextIO
 
 import numpy as np
 
-from egm_ros.cli.common import add_cpu_threads_flag, engine_settings, grounder_config
+from egm_ros.cli.common import (
+    add_cpu_threads_flag,
+    add_server_max_pixels_flag,
+    engine_settings,
+    grounder_config,
+)
 from egm_ros.cli.eval_authors import AuthorsResult, evaluate_authors
 from egm_ros.core.compressed import read_image_file
 from egm_ros.core.engine import DEFAULT_MAX_NEW_TOKENS
@@ -105,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"generation limit per query (default {DEFAULT_MAX_NEW_TOKENS}, as the EGM authors)",
     )
     p.add_argument("--max-pixels", type=_positive_int, default=None)
+    add_server_max_pixels_flag(p)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--api-key-env", default="EGM_API_KEY")
     p.add_argument("--api-key-file", default=None)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from egm_ros.cli.common import (
     add_cpu_threads_flag,
+    add_server_max_pixels_flag,
     answer_stream,
     engine_settings,
     grounder_config,
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="downscale larger images to this many pixels before sending",
     )
+    add_server_max_pixels_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument(
         "--out", default=None, help="write an annotated PNG (visible box solid, amodal dashed)"

@@ -90,7 +90,7 @@ class EngineOutput:
     inference_ms: float
     finish_reason: str = ""
     #: Tokens of the prompt the model read, image tokens included (0 where the engine does not
-    #: know, e.g. a streaming server).
+    #: know, e.g. a stream stopped before the server's usage record).
     prompt_tokens: int = 0
 
 
@@ -104,6 +104,11 @@ class Engine(abc.ABC):
     #: ``EngineRequest.encoded`` they send it and never read ``image``, so a frame whose own
     #: bytes go as they are need not be decoded for them.
     takes_encoded: bool = False
+    #: True for engines whose server resizes every image to :attr:`processor_max_pixels` itself
+    #: (the OpenAI engine with ``server_max_pixels``): a frame over that many pixels may then
+    #: go as its own bytes, undecoded, and the server's processor does what the node's resize
+    #: would have done.
+    resizes_encoded: bool = False
 
     @property
     @abc.abstractmethod

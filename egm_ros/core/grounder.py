@@ -177,14 +177,21 @@ class Grounder:
     def sends_as_is(self, size: tuple[int, int]) -> bool:
         """True when a frame of ``size`` (width, height) with its own JPEG/PNG bytes goes to the
         engine as those bytes alone: the engine sends bytes (:attr:`Engine.takes_encoded`) and
-        the frame is within ``max_pixels``. The caller then need not decode it."""
+        the frame is within ``max_pixels``, or the engine's server resizes it to exactly the
+        limit this grounder wants (:attr:`Engine.resizes_encoded`). The caller then need not
+        decode it."""
         width, height = size
         limit = self.config.max_pixels
+        server = self.engine.processor_max_pixels or 0
         return (
             self.engine.takes_encoded
             and width >= 2
             and height >= 2
-            and (limit <= 0 or width * height <= limit)
+            and (
+                limit <= 0
+                or width * height <= limit
+                or (self.engine.resizes_encoded and server > 0 and self.max_pixels == server)
+            )
         )
 
     def prepare(

@@ -55,6 +55,9 @@ class EngineSettings:
     #: latency work and must win a shared CPU (issue 21: 640x480 frames taken 9.3 Hz instead
     #: of 5.1, frame age at command p90 0.40 s instead of 0.95 s, answers as fast).
     worker_nice: int = 10
+    #: openai: the server's image processor resizes every image to at most this many pixels
+    #: (vLLM: ``--trust-request-mm-kwargs``), so frames of any size go to it undecoded; 0: off.
+    server_max_pixels: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +68,11 @@ def create_engine(settings: EngineSettings) -> Engine:
     backend = settings.backend.strip().lower()
     if backend in ("transformers", "vllm", "tensorrt_llm") and not settings.model:
         raise GroundingError(Status.INVALID_INPUT, f"the {backend} backend needs a model")
+    if settings.server_max_pixels and backend != "openai":
+        raise GroundingError(
+            Status.INVALID_INPUT,
+            f"server_max_pixels is for the openai backend (a server that resizes), not {backend!r}",
+        )
     own_process = settings.own_process
     if own_process is None:
         own_process = backend in OWN_PROCESS_BACKENDS
@@ -102,6 +110,7 @@ def _build(settings: EngineSettings, backend: str) -> Engine:
             api_key_file=settings.api_key_file,
             timeout=settings.timeout,
             verify_tls=settings.verify_tls,
+            server_max_pixels=settings.server_max_pixels,
             **settings.extra,
         )
     if backend in ("embedded", "transformers"):

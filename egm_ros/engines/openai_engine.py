@@ -10,6 +10,11 @@ the server batches them. The client's own retries are off: this module has one r
 Token counts: the server's usage record when the stream ran to its end
 (``stream_options.include_usage``); after an early stop, the number of content chunks, which is
 one token per chunk for vLLM and trtllm-serve.
+
+``server_max_pixels``: the server's image processor resizes every image to at most this many
+pixels (vLLM's per-request ``mm_processor_kwargs``, which ``vllm serve`` accepts once started
+with ``--trust-request-mm-kwargs``; it sets the Qwen-VL processors' ``max_pixels``). The node
+then forwards a compressed frame of any size as its own bytes and decodes nothing (issue 17).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class OpenAIEngine(Engine):
         max_concurrency: int = 16,
         jpeg_quality: int = 90,
         backoff_s: float = 0.25,
+        server_max_pixels: int = 0,
     ) -> None:
         parsed = urlparse(base_url or "")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -72,6 +78,12 @@ class OpenAIEngine(Engine):
         self.max_retries = max(0, max_retries)
         self.backoff_s = backoff_s
         self.jpeg_quality = jpeg_quality
+        if server_max_pixels < 0:
+            raise GroundingError(
+                Status.INVALID_INPUT, f"server_max_pixels must be >= 0, got {server_max_pixels}"
+            )
+        self.server_max_pixels = server_max_pixels
+        self.resizes_encoded = server_max_pixels > 0
         self._http = httpx.Client(
             verify=verify_tls,
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
@@ -95,6 +107,11 @@ class OpenAIEngine(Engine):
     @property
     def model_name(self) -> str:
         return self._model or ""
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        """``server_max_pixels`` where set (the server resizes to it); else unknown."""
+        return self.server_max_pixels or None
 
     def _resolve_model(self, deadline: float) -> str:
         """The configured model, else the server's first (asked once)."""
@@ -182,23 +199,24 @@ class OpenAIEngine(Engine):
 
         return self._call(stream_once, deadline, abort)
 
-    @staticmethod
-    def _extra_body(request: EngineRequest) -> dict:
+    def _extra_body(self, request: EngineRequest) -> dict:
         """vLLM's and trtllm-serve's extensions: top_k, repetition_penalty (as the EGM authors
-        send them) and chat-template arguments."""
+        send them), chat-template arguments and the server-side pixel limit."""
         body: dict[str, object] = {
             "top_k": request.sampling.top_k,
             "repetition_penalty": request.sampling.repetition_penalty,
         }
         if request.chat_template_kwargs:
             body["chat_template_kwargs"] = request.chat_template_kwargs
+        if self.server_max_pixels:
+            body["mm_processor_kwargs"] = {"max_pixels": self.server_max_pixels}
         return body
 
     def _read(
         self, stream, request: EngineRequest, deadline: float, abort: threading.Event, start: float
     ) -> EngineOutput:
         parts: list[str] = []
-        chunks, usage, finish = 0, None, ""
+        chunks, usage, finish, read = 0, None, "", 0
         try:
             for chunk in stream:
                 if request.cancel is not None and request.cancel.is_set():
@@ -207,6 +225,7 @@ class OpenAIEngine(Engine):
                     raise GroundingError(Status.TIMEOUT, "no complete answer before the deadline")
                 if chunk.usage is not None:
                     usage = chunk.usage.completion_tokens
+                    read = getattr(chunk.usage, "prompt_tokens", 0) or 0
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -232,6 +251,7 @@ class OpenAIEngine(Engine):
             tokens=usage if usage is not None else chunks,
             inference_ms=(time.monotonic() - start) * 1000.0,
             finish_reason=finish,
+            prompt_tokens=read,
         )
 
     def _call(self, fn, deadline: float, abort: threading.Event | None = None):

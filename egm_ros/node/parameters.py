@@ -121,6 +121,16 @@ _TABLE = (
         limits=(0, 67_108_864),
     ),
     Param(
+        "server_max_pixels",
+        0,
+        "openai backend: the server's image processor resizes every frame to at most this many "
+        "pixels (vLLM: per-request mm_processor_kwargs; start vllm serve with "
+        "--trust-request-mm-kwargs), so compressed frames go to it as they are, undecoded "
+        "(0 = off: the node resizes). Set at most the model's own processor limit.",
+        read_only=True,
+        limits=(0, 67_108_864),
+    ),
+    Param(
         "request_timeout",
         60.0,
         "Seconds before a request fails with timeout.",

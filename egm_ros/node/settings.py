@@ -27,6 +27,7 @@ def engine_settings(values: Mapping[str, Any]) -> EngineSettings:
         api_key_file=os.environ.get("EGM_API_KEY_FILE"),
         verify_tls=values["verify_tls"],
         cpu_threads=values["cpu_threads"],
+        server_max_pixels=values["server_max_pixels"],
     )
 
 

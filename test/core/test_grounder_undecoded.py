@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scripted_engine import BytesEngine, ScriptedEngine, answer
+from scripted_engine import BytesEngine, ScriptedEngine, ServerResizingEngine, answer
 
 from egm_ros.core.compressed import decode_compressed, encoded_as_is
 from egm_ros.core.engine import EncodedImage, Engine
-from egm_ros.core.families import Family
+from egm_ros.core.families import Family, smart_resize
 from egm_ros.core.grounder import Grounder, GrounderConfig
 from egm_ros.core.images import encode_jpeg
 from egm_ros.core.types import Mode, Status
@@ -95,3 +95,34 @@ def test_prepare_says_what_the_engine_gets() -> None:
     assert resized.size[0] * resized.size[1] <= 100_000 and resized.source_size == (640, 480)
     whole = grounder(BytesEngine()).prepare(rgb, encoded)
     assert whole.image is rgb and whole.encoded is encoded and whole.size == (640, 480)
+
+
+def test_a_server_that_resizes_gets_every_frame_as_it_is_when_its_limit_is_the_grounders() -> None:
+    """``server_max_pixels``: the server resizes, so a frame over the limit goes undecoded; not
+    when the grounder wants fewer pixels than the server would keep (it resizes then)."""
+    server = ServerResizingEngine(500_000)
+    assert grounder(server, max_pixels=1_003_520).sends_as_is((3840, 2160))
+    assert grounder(server, max_pixels=500_000).sends_as_is((1920, 1080))
+    assert grounder(server, max_pixels=0).sends_as_is((3840, 2160))
+    assert not grounder(server, max_pixels=200_000).sends_as_is((1920, 1080))
+    assert grounder(server, max_pixels=200_000).sends_as_is((400, 300))  # within it anyway
+    assert not grounder(BytesEngine(), max_pixels=500_000).sends_as_is((1920, 1080))
+
+
+def test_boxes_of_a_frame_the_server_resized_are_in_the_frames_pixels() -> None:
+    """Qwen2.5-VL answers in the pixels of the server's resize: the grounder computes that size
+    from the frame's and the server's limit, as the server's processor does."""
+    encoded = frame(1920, 1080)
+    limit = 200_000
+    h, w = smart_resize(1080, 1920, max_pixels=limit)
+    engine = ServerResizingEngine(
+        limit, visible=answer([w // 4, h // 4, w // 2, h // 2]), amodal=answer([0, 0, w, h])
+    )
+    out = grounder(engine, Family.QWEN2_5_VL, max_pixels=1_003_520).ground(
+        None, "the box", Mode.AMODAL, encoded=encoded, source_size=encoded.size
+    )
+    assert out.status is Status.OK, out.message
+    assert [(r.image, r.encoded) for r in engine.calls[0]] == [(None, encoded)] * 2
+    visible = out.objects[0].visible.as_list()
+    assert visible == pytest.approx([480, 270, 960, 540], abs=1920 / w)
+    assert out.objects[0].amodal.as_list() == pytest.approx([0, 0, 1920, 1080])

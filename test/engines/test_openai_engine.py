@@ -229,7 +229,24 @@ def test_usage_record_counts_tokens_when_the_stream_ends(server) -> None:
     with engine_for(server, model="egm-test") as engine:
         (out,) = engine.generate([request()], timeout=5)
     assert out.tokens == len(split_tokens("a b c d</think>[]"))  # the server's usage record
+    assert out.prompt_tokens == 1  # as the scripted server's usage record says
     assert json.dumps(server.requests[0]["messages"]).count("data:image/jpeg") == 1
+
+
+def test_server_max_pixels_asks_the_servers_processor_for_that_limit(server) -> None:
+    """vLLM's per-request ``mm_processor_kwargs``; never sent unless set."""
+    with engine_for(server, model="egm-test") as plain:
+        plain.generate([request()], timeout=5)
+    assert plain.processor_max_pixels is None and not plain.resizes_encoded
+    with engine_for(server, model="egm-test", server_max_pixels=1_003_520) as resizing:
+        resizing.generate([request(), request()], timeout=5)
+    assert resizing.processor_max_pixels == 1_003_520 and resizing.resizes_encoded
+    first, *others = server.requests
+    assert "mm_processor_kwargs" not in first
+    assert [b["mm_processor_kwargs"] for b in others] == [{"max_pixels": 1_003_520}] * 2
+    with pytest.raises(GroundingError) as err:
+        engine_for(server, server_max_pixels=-1)
+    assert err.value.status is Status.INVALID_INPUT
 
 
 # ---------------------------------------------------------------- a server process

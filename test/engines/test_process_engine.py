@@ -194,6 +194,13 @@ def test_close_answers_the_call_in_flight_then_stops_the_worker(server) -> None:
     engine.close()  # idempotent
 
 
+def test_server_max_pixels_is_refused_for_an_engine_without_a_server() -> None:
+    for backend in ("embedded", "transformers"):
+        with pytest.raises(GroundingError) as err:
+            create_engine(EngineSettings(backend=backend, model="m", server_max_pixels=50_176))
+        assert err.value.status is Status.INVALID_INPUT and "openai" in err.value.message
+
+
 @pytest.mark.ml
 def test_a_model_that_cannot_load_is_the_same_error_as_in_process(tmp_path) -> None:
     pytest.importorskip("torch")

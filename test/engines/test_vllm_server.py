@@ -58,6 +58,8 @@ def vllm_server(tiny_model_dir, tmp_path_factory):
                 "--limit-mm-per-prompt",
                 '{"image": 1, "video": 0}',
                 "--enforce-eager",
+                # per-request mm_processor_kwargs: the OpenAI engine's server_max_pixels
+                "--trust-request-mm-kwargs",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -106,6 +108,46 @@ def test_openai_engine_against_vllm(vllm_server: str) -> None:
         assert engine.health()
     finally:
         engine.close()
+
+
+def test_server_max_pixels_vllm_resizes_an_undecoded_frame_to_that_limit(vllm_server: str) -> None:
+    """A 1920x1080 JPEG goes to vLLM as its own bytes with ``server_max_pixels``: the server's
+    processor reads it at the size its ``smart_resize`` gives for that limit (as many prompt
+    tokens as the frame sent at exactly that size), not at the model's own limit (more tokens,
+    as without the setting)."""
+    import cv2
+
+    from egm_ros.core.compressed import encoded_as_is
+    from egm_ros.core.families import smart_resize
+    from egm_ros.core.grounder import Grounder, GrounderConfig
+    from egm_ros.core.images import encode_jpeg
+
+    y, x = np.mgrid[0:1080, 0:1920]
+    rgb = np.stack([x % 256, y % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+    encoded = encoded_as_is(encode_jpeg(rgb, 90))
+    limit = 160 * 160  # the test model's own: 224 x 224 (patch 16, merge 2: factor 32)
+    height, width = smart_resize(1080, 1920, factor=32, min_pixels=112 * 112, max_pixels=limit)
+
+    def read(engine: OpenAIEngine, image: np.ndarray | None) -> int:
+        request = EngineRequest(
+            image=image,
+            prompt="find <ref>the mug</ref>",
+            encoded=encoded if image is None else None,
+            sampling=SamplingParams(max_new_tokens=4),
+        )
+        try:
+            (out,) = engine.generate([request], timeout=60)
+        finally:
+            engine.close()
+        return out.prompt_tokens
+
+    resizing = OpenAIEngine(vllm_server, timeout=60, server_max_pixels=limit)
+    assert Grounder(resizing, GrounderConfig(max_pixels=limit)).sends_as_is((1920, 1080))
+    undecoded = read(resizing, None)
+    at_that_size = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    assert (height, width) == (96, 192)
+    assert undecoded == read(OpenAIEngine(vllm_server, timeout=60), at_that_size) > 0
+    assert read(OpenAIEngine(vllm_server, timeout=60), None) > undecoded  # the model's limit
 
 
 def test_egm_ground_cli_against_vllm(vllm_server: str, tmp_path: Path) -> None:

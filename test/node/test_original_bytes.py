@@ -19,7 +19,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from node_harness import Harness, make_image, wait_for  # noqa: E402
 from openai_server import ScriptedOpenAIServer  # noqa: E402
 from PIL import Image  # noqa: E402
-from scripted_engine import BytesEngine, ScriptedEngine  # noqa: E402
+from scripted_engine import BytesEngine, ScriptedEngine, ServerResizingEngine  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 from sensor_msgs.msg import Image as ImageMsg  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -109,6 +109,10 @@ def test_a_frame_is_decoded_only_when_something_needs_its_pixels() -> None:
     cut = compressed(jpeg(320, 240)[:-100])  # not a whole file: decoded (which says so)
     with pytest.raises(GroundingError, match="truncated"):
         frame_input(cut, takes_bytes)
+    resizing = Grounder(ServerResizingEngine(320 * 240), GrounderConfig(max_pixels=320 * 240))
+    whole = frame_input(large, resizing)  # the server resizes: not decoded at all
+    assert whole.decoded is None and whole.source_size == (640, 480)
+    assert whole.encoded.data == bytes(large.data)
 
 
 def test_the_node_sends_a_frame_undecoded_until_the_debug_overlay_is_read(monkeypatch) -> None:

@@ -67,6 +67,21 @@ class BytesEngine(ScriptedEngine):
     takes_encoded = True
 
 
+class ServerResizingEngine(BytesEngine):
+    """A byte-taking engine whose server resizes every image to ``server_max_pixels`` (as the
+    OpenAI engine with that setting)."""
+
+    resizes_encoded = True
+
+    def __init__(self, server_max_pixels: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.server_max_pixels = server_max_pixels
+
+    @property
+    def processor_max_pixels(self) -> int | None:
+        return self.server_max_pixels
+
+
 def answer(*boxes: list[int]) -> str:
     items = ", ".join(f'{{"bbox_2d": {list(b)}, "label": "mug"}}' for b in boxes)
     return f"I see it.</think>```json\n[{items}]\n```"

@@ -15,7 +15,12 @@ pytest.importorskip("rclpy")
 def test_rows_for_each_input_kind_with_copies_by_stage() -> None:
     section = overhead.run(1, {"160x120": (160, 120)})
     rows = section["rows"]
-    assert [r["input"] for r in rows] == ["raw", "compressed", "compressed, max_pixels 0"]
+    assert [r["input"] for r in rows] == [
+        "raw",
+        "compressed",
+        "compressed, max_pixels 0",
+        "compressed, server_max_pixels",
+    ]
     for r in rows:
         assert r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"]
         stages = r["copies_by_stage"]
@@ -34,6 +39,7 @@ def test_a_compressed_frame_over_max_pixels_is_decoded_and_one_within_is_not() -
     by_input = {r["input"]: r["copies_by_stage"] for r in rows}
     assert by_input["compressed"]["decode"] >= 1  # 1,920,000 pixels: decoded to resize
     assert by_input["compressed, max_pixels 0"]["decode"] == 0  # never resized: not decoded
+    assert by_input["compressed, server_max_pixels"]["decode"] == 0  # the server resizes
 
 
 def test_copy_counter_sees_a_copy_and_not_a_view() -> None:
