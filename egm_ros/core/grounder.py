@@ -212,10 +212,13 @@ class Grounder:
             size = (int(source_size[0]), int(source_size[1]))
             return PreparedImage(None, encoded, size, size)
         _check_pixels(rgb)
-        image = limit_pixels(rgb, self.config.max_pixels)
         size = _source_size(rgb, source_size)
+        whole = size == (rgb.shape[1], rgb.shape[0])
+        if encoded is not None and whole and self.engine.resizes_encoded and self.sends_as_is(size):
+            return PreparedImage(rgb, encoded, size, size)  # the server resizes these bytes
+        image = limit_pixels(rgb, self.config.max_pixels)
         # Resized, or decoded reduced: those bytes are not the pixels the model gets.
-        if image is not rgb or size != (rgb.shape[1], rgb.shape[0]):
+        if image is not rgb or not whole:
             encoded = None
         return PreparedImage(image, encoded, (image.shape[1], image.shape[0]), size)
 

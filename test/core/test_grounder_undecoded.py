@@ -126,3 +126,14 @@ def test_boxes_of_a_frame_the_server_resized_are_in_the_frames_pixels() -> None:
     visible = out.objects[0].visible.as_list()
     assert visible == pytest.approx([480, 270, 960, 540], abs=1920 / w)
     assert out.objects[0].amodal.as_list() == pytest.approx([0, 0, 1920, 1080])
+
+
+def test_decoded_pixels_with_their_bytes_go_as_the_bytes_when_the_server_resizes() -> None:
+    """egm-ground's image file (or the debug overlay's decoded frame): its bytes go whole, as
+    the server resizes them; without ``server_max_pixels`` the pixels are resized here."""
+    encoded = frame(1920, 1080)
+    rgb = decode_compressed("jpeg", encoded.data).rgb
+    sent = grounder(ServerResizingEngine(500_000), max_pixels=500_000).prepare(rgb, encoded)
+    assert sent.encoded is encoded and sent.size == sent.source_size == (1920, 1080)
+    resized = grounder(BytesEngine(), max_pixels=500_000).prepare(rgb, encoded)
+    assert resized.encoded is None and resized.size[0] * resized.size[1] <= 500_000
