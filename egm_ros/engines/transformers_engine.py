@@ -195,10 +195,15 @@ def _load(model: str, device: str, dtype: object) -> tuple:
             Status.ENGINE_UNAVAILABLE, f"transformers backend needs torch and transformers ({err})"
         ) from err
     offline = Path(model).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
+    extra = {}
+    if device == "cpu":  # batched decoding without copying the key/value heads (cpu_attention)
+        from egm_ros.engines.cpu_attention import register
+
+        extra["attn_implementation"] = register()
     try:
         processor = AutoProcessor.from_pretrained(model, local_files_only=offline)
         loaded = AutoModelForImageTextToText.from_pretrained(
-            model, dtype=dtype, local_files_only=offline
+            model, dtype=dtype, local_files_only=offline, **extra
         )
     except (OSError, ValueError) as err:
         raise GroundingError(
