@@ -108,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finished = client.done.wait(args.timeout)
     grounder.on_shutdown(None)
     executor.shutdown(timeout_sec=5)
+    # spin() must have returned before the nodes and the context go: a spinning thread still in
+    # rclpy's wait at interpreter exit aborted the process ("terminate called without an active
+    # exception", 1 run in 3 on a loaded machine).
+    spinner.join(timeout=30)
     for node in (client, camera, grounder):
         node.destroy_node()
     rclpy.try_shutdown()
