@@ -85,6 +85,9 @@ class _Run:
             # The optimizer state belongs to the phase it was saved in.
             self.optimizer_state = state.get("optimizer") if state["phase"] == self.phase else None
             print(f"resumed in phase {self.phase} at step {self.step}", flush=True)
+        elif init is not None and init.is_dir():
+            self._load_folder(init)
+            self.phase = "full"
         elif init is not None:
             self._load(init)
             self.phase = "full"
@@ -100,7 +103,8 @@ class _Run:
 
     def _processor(self, init: Path | None):
         """The checkpoint's token ids belong to the tokenizer saved beside it: reuse it."""
-        folder = self.out if self.args.resume else init.parent if init else None
+        folder = init if init is not None and init.is_dir() else init.parent if init else None
+        folder = self.out if self.args.resume else folder
         if folder is not None and (folder / "tokenizer.json").is_file():
             from transformers import AutoProcessor
 
@@ -117,6 +121,17 @@ class _Run:
         self.head.load_state_dict(state["head"])
         self.seen = state["seen"]
         return state
+
+    def _load_folder(self, folder: Path) -> None:
+        """A model folder (the shipped ``egm_ros/models/egm_tiny``): its weights; the dense head,
+        which no folder holds, starts anew; the samples seen from its ``egm_tiny.json``."""
+        from transformers import AutoModelForImageTextToText
+
+        saved = AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True)
+        self.model.load_state_dict(saved.state_dict())
+        card = folder / "egm_tiny.json"
+        info = json.loads(card.read_text()) if card.is_file() else {}
+        self.seen = int(info.get("samples_seen") or info.get("seen") or 0)
 
     def optimizer(self, lr: float):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -326,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--init",
         help="warm restart: start the whole-model phase from this checkpoint.pt's model and "
-        "dense head (new optimizer and schedule; --seed picks a new scene stream)",
+        "dense head, or from a model folder's weights with a new dense head (e.g. the shipped "
+        "egm_ros/models/egm_tiny); new optimizer and schedule; --seed picks a new scene stream",
     )
     add("--log-every", type=int, default=20, help="steps between progress lines")
     add("--save-every", type=int, default=200, help="steps between checkpoints")

@@ -61,3 +61,27 @@ def test_greedy_curve_point_runs_the_real_engine() -> None:
     result = greedy(build_model(processor.tokenizer), processor, n=1, max_tokens=4)
     assert result["visible_acc50"] in (0.0, 1.0) and result["amodal_acc50"] in (0.0, 1.0)
     assert result["tokens_mean"] <= 8  # two queries of at most 4 tokens
+
+
+def test_a_warm_restart_from_the_shipped_model_folder(tmp_path) -> None:
+    """``--init`` with a model folder (no checkpoint: the dense head starts anew): ``--steps 0``
+    exports exactly the folder's weights, with its tokenizer and the samples it had seen."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForImageTextToText
+
+    from egm_ros.models.embedded import embedded_model_dir
+    from egm_ros.training.train import main
+
+    shipped = embedded_model_dir()
+    out = tmp_path / "from_shipped"
+    args = ["--out", str(out), "--init", str(shipped), "--steps", "0", "--workers", "0"]
+    assert main([*args, "--eval-every", "0", "--greedy-every", "0"]) == 0
+    card = json.loads((out / "egm_tiny.json").read_text())
+    assert card["phase"] == "full" and card["steps"] == 0
+    assert card["seen"] == json.loads((shipped / "egm_tiny.json").read_text())["samples_seen"]
+    assert (out / "tokenizer.json").read_bytes() == (shipped / "tokenizer.json").read_bytes()
+    a = AutoModelForImageTextToText.from_pretrained(shipped, local_files_only=True).state_dict()
+    b = AutoModelForImageTextToText.from_pretrained(out, local_files_only=True).state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
