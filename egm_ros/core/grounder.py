@@ -182,16 +182,13 @@ class Grounder:
         decode it."""
         width, height = size
         limit = self.config.max_pixels
-        server = self.engine.processor_max_pixels or 0
+        engine = self.engine
+        resized_there = engine.resizes_encoded and self.max_pixels == engine.processor_max_pixels
         return (
-            self.engine.takes_encoded
+            engine.takes_encoded
             and width >= 2
             and height >= 2
-            and (
-                limit <= 0
-                or width * height <= limit
-                or (self.engine.resizes_encoded and server > 0 and self.max_pixels == server)
-            )
+            and (limit <= 0 or width * height <= limit or resized_there)
         )
 
     def prepare(
@@ -214,8 +211,8 @@ class Grounder:
         _check_pixels(rgb)
         size = _source_size(rgb, source_size)
         whole = size == (rgb.shape[1], rgb.shape[0])
-        if encoded is not None and whole and self.engine.resizes_encoded and self.sends_as_is(size):
-            return PreparedImage(rgb, encoded, size, size)  # the server resizes these bytes
+        if encoded is not None and whole and self.sends_as_is(size):
+            return PreparedImage(rgb, encoded, size, size)  # no resize here: the bytes go
         image = limit_pixels(rgb, self.config.max_pixels)
         # Resized, or decoded reduced: those bytes are not the pixels the model gets.
         if image is not rgb or not whole:

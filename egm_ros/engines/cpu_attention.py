@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
 NAME = "egm_cpu_sdpa"
 
 
@@ -27,10 +30,9 @@ def cpu_gqa_sdpa(
     is_causal: bool | None = None,
     **kwargs: Any,
 ) -> tuple[Any, None]:
-    """transformers' attention-function signature: (B, heads, q, d) in, (B, q, heads, d) out."""
-    import torch
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
+    """transformers' attention-function signature: (B, heads, q, d) in, (B, q, heads, d) out.
+    Called for every layer at every decoding step: imports stay at module level (this module is
+    imported only where the transformers engine loads a model)."""
     special = kwargs.get("position_bias") is not None or kwargs.get("cache") is not None
     if query.device.type != "cpu" or special or kwargs.get("output_attentions", False):
         return sdpa_attention_forward(

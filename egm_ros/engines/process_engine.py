@@ -115,6 +115,7 @@ class ProcessEngine(Engine):
         self.info = self._wait_ready(start_timeout)
         self.backend = self.info.backend
         self.takes_encoded = self.info.takes_encoded
+        self.resizes_encoded = self.info.resizes_encoded
         #: Kept up to date from each answer (a server's default model is known only then).
         self._model_name = self.info.model_name
         self._reader = threading.Thread(target=self._read, name="egm-engine-reader", daemon=True)

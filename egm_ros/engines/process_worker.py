@@ -41,6 +41,7 @@ class EngineInfo:
     model_config: dict | None
     processor_max_pixels: int | None
     takes_encoded: bool
+    resizes_encoded: bool
 
 
 def serve(conn: Connection, settings: EngineSettings) -> None:
@@ -66,6 +67,7 @@ def serve(conn: Connection, settings: EngineSettings) -> None:
         engine.model_config,
         engine.processor_max_pixels,
         engine.takes_encoded,
+        engine.resizes_encoded,
     )
     # The model and the libraries live as long as the process: frozen, the collector stops
     # re-scanning them in every full collection (100 to 300 ms each here, with EGM-Tiny

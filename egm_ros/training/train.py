@@ -103,8 +103,12 @@ class _Run:
 
     def _processor(self, init: Path | None):
         """The checkpoint's token ids belong to the tokenizer saved beside it: reuse it."""
-        folder = init if init is not None and init.is_dir() else init.parent if init else None
-        folder = self.out if self.args.resume else folder
+        if self.args.resume:
+            folder: Path | None = self.out
+        elif init is not None:
+            folder = init if init.is_dir() else init.parent  # a model folder, or a checkpoint's
+        else:
+            folder = None
         if folder is not None and (folder / "tokenizer.json").is_file():
             from transformers import AutoProcessor
 

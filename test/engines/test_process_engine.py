@@ -194,6 +194,18 @@ def test_close_answers_the_call_in_flight_then_stops_the_worker(server) -> None:
     engine.close()  # idempotent
 
 
+def test_a_server_that_resizes_is_reported_through_the_worker(server) -> None:
+    settings = EngineSettings(
+        backend="openai", base_url=server.base_url, own_process=True, server_max_pixels=50_176
+    )
+    engine = create_engine(settings)
+    try:
+        assert isinstance(engine, ProcessEngine)
+        assert engine.resizes_encoded and engine.processor_max_pixels == 50_176
+    finally:
+        engine.close()
+
+
 def test_server_max_pixels_is_refused_for_an_engine_without_a_server() -> None:
     for backend in ("embedded", "transformers"):
         with pytest.raises(GroundingError) as err:
