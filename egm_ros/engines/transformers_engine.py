@@ -210,6 +210,10 @@ def _load(model: str, device: str, dtype: object) -> tuple:
             Status.ENGINE_UNAVAILABLE,
             f"cannot load model {model!r}: {str(err).splitlines()[0]}",
         ) from err
+    if device == "cpu":  # a matrix product, not a convolution, per patch (patch_embedding)
+        from egm_ros.models.patch_embedding import use_linear_patch_embedding
+
+        use_linear_patch_embedding(loaded)
     return processor, loaded.to(device).eval()
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from egm_ros.data.expressions import corpus_lines
+from egm_ros.models.patch_embedding import use_linear_patch_embedding
 from egm_ros.models.tiny_qwen3_vl import (
     TinyConfig,
     build_model,
@@ -92,6 +93,7 @@ class _Run:
             self._load(init)
             self.phase = "full"
             print(f"warm restart from {init} ({self.seen} samples seen)", flush=True)
+        use_linear_patch_embedding(self.model)  # the Conv3d's backward was 40 % of a CPU step
         self.model.to(self.device)
         self.head.to(self.device)
         self.number_ids = torch.tensor(number_token_ids(self.processor.tokenizer)).to(self.device)

@@ -43,6 +43,13 @@ def test_generates_text_and_counts_tokens(engine) -> None:
     assert engine.model_config["model_type"] == "qwen3_vl"
 
 
+def test_on_the_cpu_the_patch_embedding_is_a_matrix_product(engine) -> None:
+    from egm_ros.models.patch_embedding import _as_linear
+
+    embed = engine.model.model.visual.patch_embed
+    assert embed.forward.__func__ is _as_linear
+
+
 def run_together(threads: list[threading.Thread]) -> None:
     for t in threads:
         t.start()
