@@ -210,10 +210,11 @@ def _load(model: str, device: str, dtype: object) -> tuple:
             Status.ENGINE_UNAVAILABLE,
             f"cannot load model {model!r}: {str(err).splitlines()[0]}",
         ) from err
-    if device == "cpu":  # a matrix product, not a convolution, per patch (patch_embedding)
-        from egm_ros.models.patch_embedding import use_linear_patch_embedding
+    if device == "cpu":  # same numbers in fewer, larger operations (fast_forwards)
+        from egm_ros.models.fast_forwards import use_fused_rms_norm, use_linear_patch_embedding
 
         use_linear_patch_embedding(loaded)
+        use_fused_rms_norm(loaded)
     return processor, loaded.to(device).eval()
 
 

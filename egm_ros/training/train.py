@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from egm_ros.data.expressions import corpus_lines
-from egm_ros.models.patch_embedding import use_linear_patch_embedding
+from egm_ros.models.fast_forwards import use_linear_patch_embedding
 from egm_ros.models.tiny_qwen3_vl import (
     TinyConfig,
     build_model,

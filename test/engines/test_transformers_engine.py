@@ -43,11 +43,12 @@ def test_generates_text_and_counts_tokens(engine) -> None:
     assert engine.model_config["model_type"] == "qwen3_vl"
 
 
-def test_on_the_cpu_the_patch_embedding_is_a_matrix_product(engine) -> None:
-    from egm_ros.models.patch_embedding import _as_linear
+def test_on_the_cpu_patch_embedding_and_rms_norm_take_their_fast_forms(engine) -> None:
+    from egm_ros.models.fast_forwards import _as_linear, _fused_rms_norm
 
-    embed = engine.model.model.visual.patch_embed
-    assert embed.forward.__func__ is _as_linear
+    assert engine.model.model.visual.patch_embed.forward.__func__ is _as_linear
+    norms = [m for m in engine.model.modules() if type(m).__name__.endswith("RMSNorm")]
+    assert norms and all(m.forward.__func__ is _fused_rms_norm for m in norms)
 
 
 def run_together(threads: list[threading.Thread]) -> None:
