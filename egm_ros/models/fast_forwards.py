@@ -21,6 +21,7 @@ transformers' own forward, which casts to float32 first.
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -52,12 +53,7 @@ def _is_patch_conv(module: torch.nn.Module) -> bool:
 def use_linear_patch_embedding(model: torch.nn.Module) -> int:
     """Make every Qwen-VL patch embedding in ``model`` compute as a matrix product; returns how
     many it changed (0 for models without one, e.g. InternVL's Conv2d over whole images)."""
-    changed = 0
-    for module in model.modules():
-        if _is_patch_conv(module):
-            module.forward = types.MethodType(_as_linear, module)
-            changed += 1
-    return changed
+    return _set_forward(model, _is_patch_conv, _as_linear)
 
 
 def _fused_rms_norm(self: Any, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -83,9 +79,19 @@ def _is_qwen_rms_norm(module: torch.nn.Module) -> bool:
 def use_fused_rms_norm(model: torch.nn.Module) -> int:
     """Make every Qwen RMSNorm in ``model`` use torch's fused ``rms_norm`` for float32 input;
     returns how many it changed."""
+    return _set_forward(model, _is_qwen_rms_norm, _fused_rms_norm)
+
+
+def _set_forward(
+    model: torch.nn.Module,
+    matches: Callable[[torch.nn.Module], bool],
+    forward: Callable[..., torch.Tensor],
+) -> int:
+    """Bind ``forward`` as the forward of each module of ``model`` that ``matches`` (on the
+    instance: the class and other models keep theirs); how many."""
     changed = 0
     for module in model.modules():
-        if _is_qwen_rms_norm(module):
-            module.forward = types.MethodType(_fused_rms_norm, module)
+        if matches(module):
+            module.forward = types.MethodType(forward, module)
             changed += 1
     return changed
