@@ -13,9 +13,11 @@ autocast the convolution's backward alone took 0.62 of the 1.54 s of a 16-sample
 **RMSNorm as torch's fused ``rms_norm``.** transformers' Qwen3 RMSNorm is five tensor operations
 (cast, square, mean, reciprocal square root, scale); EGM-Tiny runs it 17 times per decoding step,
 where at a batch of two the per-operation overhead is most of the cost. For float32 input (the
-CPU engine's dtype) the fused op computes the same normalisation: an amodal request (two
-queries) took 399 ms p50 before, 356 ms after, with identical answers. Other input dtypes keep
-transformers' own forward, which casts to float32 first.
+CPU engine's dtype) the fused op computes the same normalisation. Both forms together, an
+amodal request (two queries) in-process: 416 -> 393 ms p50 (399 -> 356 in an earlier pair of
+runs); end to end through ``egm-eval`` only 381.9 -> 378.7 ms, identical answers on 200
+held-out requests. Other input dtypes keep transformers' own forward, which casts to float32
+first.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
 
 
-def _vision(tiny_model_dir):
+def _model(tiny_model_dir):
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, local_files_only=True)
@@ -19,8 +19,7 @@ def _vision(tiny_model_dir):
 
 def _pixels(model, images: int = 2, seed: int = 0):
     """Flattened patches of ``images`` 4 x 6-patch images, as the processor makes them."""
-    vision = model.model.visual
-    conv = vision.patch_embed.proj
+    conv = model.model.visual.patch_embed.proj
     grid = torch.tensor([[1, 4, 6]] * images)
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(int(grid.prod(1).sum()), conv.weight[0].numel(), generator=gen), grid
@@ -29,7 +28,7 @@ def _pixels(model, images: int = 2, seed: int = 0):
 def test_vision_tower_output_and_gradients_match_the_convolution(tiny_model_dir) -> None:
     from egm_ros.models.fast_forwards import use_linear_patch_embedding
 
-    conv_model, linear_model = _vision(tiny_model_dir), _vision(tiny_model_dir)
+    conv_model, linear_model = _model(tiny_model_dir), _model(tiny_model_dir)
     assert use_linear_patch_embedding(linear_model) == 1
     pixels, grid = _pixels(conv_model)
     outs, grads = [], []
@@ -48,7 +47,7 @@ def test_weights_and_saved_folder_are_unchanged(tiny_model_dir, tmp_path) -> Non
 
     from egm_ros.models.fast_forwards import use_linear_patch_embedding
 
-    model = _vision(tiny_model_dir)
+    model = _model(tiny_model_dir)
     model.save_pretrained(tmp_path / "before")
     assert use_linear_patch_embedding(model) == 1
     model.save_pretrained(tmp_path / "after")
@@ -84,7 +83,7 @@ def test_fused_rms_norm_gives_the_language_models_numbers(tiny_model_dir) -> Non
 
     ids = torch.randint(5, 200, (2, 24), generator=torch.Generator().manual_seed(1))
     for dtype in (torch.float32, torch.bfloat16):
-        plain, fused = _vision(tiny_model_dir).to(dtype), _vision(tiny_model_dir).to(dtype)
+        plain, fused = _model(tiny_model_dir).to(dtype), _model(tiny_model_dir).to(dtype)
         norms = [m for m in fused.modules() if type(m).__name__.endswith("RMSNorm")]
         assert use_fused_rms_norm(fused) == len(norms) > 0
         with torch.inference_mode():
