@@ -44,6 +44,15 @@ class VLLMServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        # No core binding, one OpenMP thread. vLLM's automatic binding ("auto") pins the model
+        # worker to core 0 and leaves core 1 to the API server, the engine core (which spins
+        # on the worker's replies) and the clients. Measured here (2 cores, 2026-12-08, 20
+        # amodal requests, egm_ros's two queries at once over the plain client's two in a
+        # row): 0.61 to 0.92 across seven servers with "auto", 0.56 to 0.67 across six with
+        # "nobind" and OMP_NUM_THREADS=1. "nobind" with two OpenMP threads made the queries
+        # in a row take 1.8 times as long.
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        env.setdefault("OMP_NUM_THREADS", "1")
         cmd = [
             sys.executable,
             "-m",
