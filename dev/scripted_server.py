@@ -5,10 +5,10 @@ HTTP, server-sent events, as ``vllm serve`` streams them), not a mock of the cli
 the engine client and the node run their production code paths; what it answers is scripted by
 ``reply(request_json) -> str``. Faults can be switched on at run time: ``fail_status`` (HTTP
 error), ``garbage`` (a body that is not JSON / broken SSE), ``hang`` (answers nothing for
-``hang_seconds``), ``drop_after`` (closes the connection after N chunks), ``chunk_delay`` (slow
-streaming); ``fault(request_json)`` picks one per request. It records the requests it received
-(the last ``keep_requests``), how many were in flight at once, and streams the client closed
-early.
+``hang_seconds``), ``drop_after`` (closes the connection after N chunks), ``error_after`` (an
+error event after N chunks), ``chunk_delay`` (slow streaming); ``fault(request_json)`` picks
+one per request. It records the requests it received (the last ``keep_requests``), how many
+were in flight at once, and streams the client closed early.
 
 As its own process (what the fault tests kill and restart, and what the soak runs)::
 
@@ -77,6 +77,9 @@ class ScriptedOpenAIServer:
         self.hang = False
         self.hang_seconds = 600.0
         self.drop_after: int | None = None
+        #: After this many chunks, an error event and the stream's end (vLLM's report of an
+        #: engine failure mid-stream).
+        self.error_after: int | None = None
         #: A careless proxy: error bodies repeat the request's Authorization header.
         self.echo_auth = False
         #: Print one line per chat request on stdout (how a test sees a server process busy).
@@ -251,6 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
             for i, token in enumerate(tokens):
                 if drop_after is not None and i >= drop_after:
                     self.connection.shutdown(2)
+                    return
+                if owner.error_after is not None and i >= owner.error_after:
+                    self._event({"error": {"message": "scripted engine failure", "code": 500}})
+                    self.wfile.write(b"data: [DONE]\n\n")
                     return
                 if owner.chunk_delay:
                     time.sleep(owner.chunk_delay)

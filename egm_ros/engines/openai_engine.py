@@ -1,9 +1,11 @@
 """The OpenAI-compatible engine: the production path to ``vllm serve`` and TensorRT-LLM's
 ``trtllm-serve``, which both speak the chat-completions API with images as base64 data URLs.
 
-Built on the official ``openai`` client over ``httpx``. Requests stream, so generation stops as
-soon as the answer is complete (closing the stream makes vLLM abort the request: the tokens it
-would still have written cost nothing). Requests of one ``generate`` call run concurrently so
+Built on the official ``openai`` client over ``httpx``: it builds each request and maps HTTP
+errors; the streamed events are read as JSON by :func:`sse_events` (the client's chunk models
+cost three quarters of its CPU per answer). Requests stream, so generation stops as soon as the
+answer is complete (closing the stream makes vLLM abort the request: the tokens it would still
+have written cost nothing). Requests of one ``generate`` call run concurrently so
 the server batches them. The client's own retries are off: this module has one retry policy
 (connection errors and HTTP 5xx, exponential backoff, never past the deadline).
 
@@ -19,10 +21,12 @@ then forwards a compressed frame of any size as its own bytes and decodes nothin
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from urllib.parse import urlparse
 
@@ -184,7 +188,9 @@ class OpenAIEngine(Engine):
         start = time.monotonic()
 
         def stream_once(read_timeout: float) -> EngineOutput:
-            stream = self._client.chat.completions.create(
+            # The raw response (the client still builds the request and maps HTTP errors);
+            # leaving the block closes the stream, which makes vLLM abort the request.
+            with self._client.chat.completions.with_streaming_response.create(
                 model=model,
                 messages=messages,
                 max_tokens=sampling.max_new_tokens,
@@ -194,8 +200,9 @@ class OpenAIEngine(Engine):
                 stream_options={"include_usage": True},
                 extra_body=self._extra_body(request),
                 timeout=read_timeout,
-            )
-            return self._read(stream, request, deadline, abort, start)
+            ) as response:
+                events = sse_events(response.iter_lines())
+                return self._read(events, request, deadline, abort, start)
 
         return self._call(stream_once, deadline, abort)
 
@@ -213,39 +220,41 @@ class OpenAIEngine(Engine):
         return body
 
     def _read(
-        self, stream, request: EngineRequest, deadline: float, abort: threading.Event, start: float
+        self,
+        events: Iterator[dict],
+        request: EngineRequest,
+        deadline: float,
+        abort: threading.Event,
+        start: float,
     ) -> EngineOutput:
         parts: list[str] = []
         chunks, usage, finish, read = 0, None, "", 0
-        try:
-            for chunk in stream:
-                if request.cancel is not None and request.cancel.is_set():
-                    raise GroundingError(Status.CANCELLED, "cancelled")
-                if abort.is_set() or time.monotonic() > deadline:
-                    raise GroundingError(Status.TIMEOUT, "no complete answer before the deadline")
-                if chunk.usage is not None:
-                    usage = chunk.usage.completion_tokens
-                    read = getattr(chunk.usage, "prompt_tokens", 0) or 0
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                finish = choice.finish_reason or finish
-                delta = choice.delta.content if choice.delta else None
-                if not delta:
-                    continue
-                parts.append(delta)
-                chunks += 1
-                text = "".join(parts) if request.on_progress or request.stop_check else ""
-                if request.on_progress is not None:
-                    request.on_progress(chunks, text)
-                if request.stop_check is not None and request.stop_check(text):
-                    finish = "answer_complete"
-                    break
-            else:
-                if not finish:  # the body ended without a finish reason: the server went away
-                    raise httpx.RemoteProtocolError("the stream ended before the answer finished")
-        finally:
-            stream.close()
+        for chunk in events:
+            if request.cancel is not None and request.cancel.is_set():
+                raise GroundingError(Status.CANCELLED, "cancelled")
+            if abort.is_set() or time.monotonic() > deadline:
+                raise GroundingError(Status.TIMEOUT, "no complete answer before the deadline")
+            if chunk.get("usage"):
+                usage = chunk["usage"]["completion_tokens"]
+                read = chunk["usage"].get("prompt_tokens") or 0
+            if not chunk.get("choices"):
+                continue
+            choice = chunk["choices"][0]
+            finish = choice.get("finish_reason") or finish
+            delta = (choice.get("delta") or {}).get("content")
+            if not delta:
+                continue
+            parts.append(delta)
+            chunks += 1
+            text = "".join(parts) if request.on_progress or request.stop_check else ""
+            if request.on_progress is not None:
+                request.on_progress(chunks, text)
+            if request.stop_check is not None and request.stop_check(text):
+                finish = "answer_complete"
+                break
+        else:
+            if not finish:  # the body ended without a finish reason: the server went away
+                raise httpx.RemoteProtocolError("the stream ended before the answer finished")
         return EngineOutput(
             text="".join(parts),
             tokens=usage if usage is not None else chunks,
@@ -294,6 +303,32 @@ class OpenAIEngine(Engine):
                 raise GroundingError(status, message)
             log.info("retrying after %s (attempt %d of %d)", message, attempt, self.max_retries)
             time.sleep(wait)
+
+
+def sse_events(lines: Iterable[str]) -> Iterator[dict]:
+    """The JSON object of each server-sent event (its ``data:`` lines, up to a blank line) of a
+    streamed chat completion, until ``[DONE]``; an ``error`` event (vLLM's report of a failure
+    mid-stream) raises. Parsed with :mod:`json` rather than into the openai client's chunk
+    models, which took three quarters of the client's CPU for a streamed answer (measured: 6.1
+    ms against 1.5 ms for 49 chunks)."""
+    data: list[str] = []
+    for line in itertools.chain(lines, [""]):
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+            continue
+        if line or not data:  # another field (event:, id:, a comment) or no event yet
+            continue
+        payload, data = "\n".join(data), []
+        if payload.startswith("[DONE]"):
+            return
+        event = json.loads(payload)
+        if not isinstance(event, dict):
+            raise ValueError(f"an event that is not a JSON object: {payload[:80]!r}")
+        if event.get("error"):
+            error = event["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise ValueError(f"the server reported an error mid-stream: {message}")
+        yield event
 
 
 def _reason(err: Exception) -> str:

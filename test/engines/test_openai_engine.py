@@ -17,7 +17,7 @@ from openai_server import ScriptedOpenAIServer, ServerProcess, split_tokens
 
 from egm_ros.core.engine import EncodedImage, EngineRequest, SamplingParams
 from egm_ros.core.types import GroundingError, Status
-from egm_ros.engines.openai_engine import OpenAIEngine
+from egm_ros.engines.openai_engine import OpenAIEngine, sse_events
 
 IMAGE = np.zeros((32, 48, 3), np.uint8)
 LONG = "word " * 200 + '</think>```json\n[{"bbox_2d": [1, 2, 3, 4]}]\n```' + " trailing" * 200
@@ -134,6 +134,38 @@ def test_garbage_is_engine_error(server) -> None:
     with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
         engine.generate([request()], timeout=10)
     assert info.value.status is Status.ENGINE_ERROR
+
+
+def test_an_error_event_mid_stream_is_an_engine_error_with_the_servers_message(server) -> None:
+    server.error_after = 2
+    with engine_for(server, model="egm-test") as engine, pytest.raises(GroundingError) as info:
+        engine.generate([request()], timeout=10)
+    assert info.value.status is Status.ENGINE_ERROR
+    assert "scripted engine failure" in str(info.value) and server.hits == 1
+
+
+def test_sse_events_joins_data_lines_skips_other_fields_and_stops_at_done() -> None:
+    lines = [
+        ": a comment",
+        'data: {"a":',
+        "data: 1}",
+        "",
+        "event: message",
+        'data:{"b": 2}',
+        "",
+        "data: [DONE]",
+        "",
+        'data: {"after": "done"}',
+        "",
+    ]
+    assert list(sse_events(lines)) == [{"a": 1}, {"b": 2}]
+    assert list(sse_events(['data: {"last": true}'])) == [{"last": True}]  # no closing blank
+
+
+@pytest.mark.parametrize("payload", ["[1, 2]", "{not json"])
+def test_sse_events_refuses_an_event_that_is_not_a_json_object(payload: str) -> None:
+    with pytest.raises(ValueError):
+        list(sse_events([f"data: {payload}", ""]))
 
 
 def test_connection_dropped_mid_stream_is_engine_unavailable(server) -> None:
