@@ -9,13 +9,15 @@ directly; ``egm-eval --no-thinking`` measures that row of the trade-off.
 
 Deterministic by seed; checkpoints every ``--save-every`` steps into ``OUT/checkpoint.pt``;
 ``--resume`` continues from it; ``--init`` starts a new run (a warm restart: new schedule, new
-optimizer, a new scene stream by ``--seed``) from another run's checkpoint. The final model is
-saved as a standard model folder in ``OUT``.
+optimizer, a new scene stream by ``--seed``) from another run's checkpoint, or from a model
+folder, whose new dense head is first fitted on the frozen model (``--head-steps``). The final
+model is saved as a standard model folder in ``OUT``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -88,7 +90,7 @@ class _Run:
             print(f"resumed in phase {self.phase} at step {self.step}", flush=True)
         elif init is not None and init.is_dir():
             self._load_folder(init)
-            self.phase = "full"
+            self.phase = "head"  # the new dense head is fitted first, on the frozen model
         elif init is not None:
             self._load(init)
             self.phase = "full"
@@ -101,6 +103,8 @@ class _Run:
             self.device
         )
         if self.phase == "vision" and self.step >= args.vision_steps:
+            self.phase, self.step, self.optimizer_state = "full", 0, None
+        if self.phase == "head" and self.step >= args.head_steps:
             self.phase, self.step, self.optimizer_state = "full", 0, None
 
     def _processor(self, init: Path | None):
@@ -143,6 +147,8 @@ class _Run:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.phase == "vision":
             params = [p for p in self.model.model.visual.parameters() if p.requires_grad]
+        elif self.phase == "head":
+            params = []
         optimizer = self.torch.optim.AdamW(
             [*params, *self.head.parameters()], lr=lr, weight_decay=0.01
         )
@@ -165,11 +171,15 @@ class _Run:
         )
 
 
-def _vision_phase(run: _Run) -> None:
-    """Warm the vision tower up on dense targets alone (no text): cheap, and the language
-    model then starts from tokens that say what is where."""
+def _dense_phase(run: _Run) -> None:
+    """Dense targets alone (no text). The vision warm-up trains the tower and the head: cheap,
+    and the language model then starts from tokens that say what is where. After a warm
+    restart from a model folder (phase ``head``) only the new head learns, on the frozen tower,
+    so its first, random gradients never reach the trained model (two CPU restarts without
+    this lost accuracy)."""
     args, torch = run.args, run.torch
-    total = args.vision_steps
+    head_only = run.phase == "head"
+    total = args.head_steps if head_only else args.vision_steps
     optimizer = run.optimizer(args.vision_lr)
     stream = BatchStream(run.processor, "vision", args.seed, run.step, args.vision_batch, 0.0)
     batches, log = _batches(run, stream), _Log(args, total, args.vision_batch)
@@ -178,12 +188,13 @@ def _vision_phase(run: _Run) -> None:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(run.step, total, args.vision_lr, args.warmup)
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            tokens = run.model.model.visual(
-                batch["pixel_values"], grid_thw=batch["image_grid_thw"]
-            ).pooler_output
+            with torch.no_grad() if head_only else contextlib.nullcontext():
+                tokens = run.model.model.visual(
+                    batch["pixel_values"], grid_thw=batch["image_grid_thw"]
+                ).pooler_output
             loss, metrics = dense_loss(run.head, tokens, batch["dense"])
         _update(run, optimizer, loss)
-        run.seen += args.vision_batch
+        run.seen += 0 if head_only else args.vision_batch  # the model itself learned nothing
         log.add(run.step, loss.item(), metrics, optimizer)
         if run.step % args.save_every == 0 or run.step == total:
             run.save(optimizer)
@@ -293,8 +304,8 @@ def train(args: argparse.Namespace) -> Path:
     print(f"EGM-Tiny: {params / 1e6:.2f}M parameters; phase {run.phase}", flush=True)
     run.curve_items = curve_examples()
     if not args.export:
-        if run.phase == "vision":
-            _vision_phase(run)
+        if run.phase in ("vision", "head"):
+            _dense_phase(run)
         _full_phase(run)
     run.model.eval()
     run.model.save_pretrained(run.out)
@@ -326,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--vision-steps", type=int, default=1500, help="vision warm-up steps (0: none)")
     add("--vision-batch", type=int, default=32, help="scenes per vision warm-up step")
     add("--vision-lr", type=float, default=1.5e-3, help="peak learning rate of the warm-up")
+    add(
+        "--head-steps",
+        type=int,
+        default=300,
+        help="after --init from a model folder: steps that fit the new dense head on the frozen "
+        "model (--vision-batch scenes, --vision-lr) before the whole model trains (0: none)",
+    )
     add("--steps", type=int, default=2000, help="steps of the whole model")
     add("--batch", type=int, default=16, help="samples per step of the whole model")
     add("--lr", type=float, default=2e-3, help="peak learning rate of the whole model")
@@ -348,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         help="warm restart: start the whole-model phase from this checkpoint.pt's model and "
         "dense head, or from a model folder's weights with a new dense head (e.g. the shipped "
-        "egm_ros/models/egm_tiny); new optimizer and schedule; --seed picks a new scene stream",
+        "egm_ros/models/egm_tiny; see --head-steps); new optimizer and schedule; --seed picks "
+        "a new scene stream",
     )
     add("--log-every", type=int, default=20, help="steps between progress lines")
     add("--save-every", type=int, default=200, help="steps between checkpoints")

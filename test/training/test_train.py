@@ -64,8 +64,9 @@ def test_greedy_curve_point_runs_the_real_engine() -> None:
 
 
 def test_a_warm_restart_from_the_shipped_model_folder(tmp_path) -> None:
-    """``--init`` with a model folder (no checkpoint: the dense head starts anew): ``--steps 0``
-    exports exactly the folder's weights, with its tokenizer and the samples it had seen."""
+    """``--init`` with a model folder (no checkpoint: the dense head starts anew and is fitted
+    on the frozen model first): with ``--steps 0`` the export holds exactly the folder's
+    weights, its tokenizer and the samples it had seen, although the head trained."""
     torch = pytest.importorskip("torch")
     from transformers import AutoModelForImageTextToText
 
@@ -75,9 +76,14 @@ def test_a_warm_restart_from_the_shipped_model_folder(tmp_path) -> None:
     shipped = embedded_model_dir()
     out = tmp_path / "from_shipped"
     args = ["--out", str(out), "--init", str(shipped), "--steps", "0", "--workers", "0"]
+    args += ["--head-steps", "2", "--vision-batch", "2", "--warmup", "1", "--save-every", "1"]
     assert main([*args, "--eval-every", "0", "--greedy-every", "0"]) == 0
     card = json.loads((out / "egm_tiny.json").read_text())
     assert card["phase"] == "full" and card["steps"] == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["phase"] == "head" and state["step"] == 2  # the head's last save
+    optimized = state["optimizer"]["param_groups"][0]["params"]
+    assert len(optimized) == len(state["head"])  # the head's tensors alone, not the model's
     assert card["seen"] == json.loads((shipped / "egm_tiny.json").read_text())["samples_seen"]
     assert (out / "tokenizer.json").read_bytes() == (shipped / "tokenizer.json").read_bytes()
     a = AutoModelForImageTextToText.from_pretrained(shipped, local_files_only=True).state_dict()
