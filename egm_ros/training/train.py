@@ -144,11 +144,11 @@ class _Run:
         self.seen = int(info.get("samples_seen") or info.get("seen") or 0)
 
     def optimizer(self, lr: float):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.phase == "vision":
-            params = [p for p in self.model.model.visual.parameters() if p.requires_grad]
-        elif self.phase == "head":
-            params = []
+        if self.phase == "head":
+            params = []  # the new dense head alone
+        else:
+            module = self.model.model.visual if self.phase == "vision" else self.model
+            params = [p for p in module.parameters() if p.requires_grad]
         optimizer = self.torch.optim.AdamW(
             [*params, *self.head.parameters()], lr=lr, weight_decay=0.01
         )
@@ -176,7 +176,7 @@ def _dense_phase(run: _Run) -> None:
     and the language model then starts from tokens that say what is where. After a warm
     restart from a model folder (phase ``head``) only the new head learns, on the frozen tower,
     so its first, random gradients never reach the trained model (two CPU restarts without
-    this lost accuracy)."""
+    this did not beat the model they started from)."""
     args, torch = run.args, run.torch
     head_only = run.phase == "head"
     total = args.head_steps if head_only else args.vision_steps
